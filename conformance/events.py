@@ -1,0 +1,94 @@
+"""Typed events: what the drivers received and what the capture dissected.
+
+Matchers read only these, so a message looks the same whether the harness exchanged it or
+sniffed it on another leg.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _get_header(headers: list[tuple[str, str]], name: str) -> list[str]:
+    low = name.lower()
+    return [v for k, v in headers if k.lower() == low]
+
+
+@dataclass
+class HttpExchange:
+    """One HTTP request and its response (either may be missing in a capture)."""
+
+    method: str
+    url: str
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
+    request_body: bytes = b""
+    status: int | None = None
+    reason: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)  # response headers, in order
+    body: bytes = b""
+    elapsed_ms: float = 0.0
+
+    def header_values(self, name: str) -> list[str]:
+        return _get_header(self.headers, name)
+
+    def request_header_values(self, name: str) -> list[str]:
+        return _get_header(self.request_headers, name)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class WsHandshake:
+    """The opening handshake of a WebSocket connection (RFC 6455 4)."""
+
+    url: str
+    status: int | None
+    headers: list[tuple[str, str]] = field(default_factory=list)  # response headers
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
+    subprotocol: str | None = None
+    body: bytes = b""  # body of a refused handshake
+    error: str = ""  # why the harness did not consider the connection open (e.g. bad Sec-WebSocket-Accept)
+
+    def header_values(self, name: str) -> list[str]:
+        return _get_header(self.headers, name)
+
+
+@dataclass
+class WsClosed:
+    """The peer closed the connection: code None means no close frame (TCP closed or reset)."""
+
+    code: int | None
+    reason: str = ""
+
+
+@dataclass
+class SipReceived:
+    """One SIP message received on a connection (or seen in a capture)."""
+
+    message: Any  # conformance.codec.sip.Request | Response
+    raw: bytes
+    transport: str  # ws | wss | udp | tcp
+    peer: str = ""  # host:port it came from
+
+
+@dataclass
+class Garbage:
+    """Bytes that arrived but could not be decoded; kept as evidence, never dropped."""
+
+    raw: bytes
+    reason: str
+    transport: str = ""
+
+
+@dataclass
+class Nothing:
+    """No message arrived before the bounded wait ended."""
+
+    waited_ms: float

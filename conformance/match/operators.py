@@ -1,0 +1,218 @@
+"""Operators of an expectation (format.md "Expectations"): is the observed value what was expected?
+
+Each operator is a predicate `(actual, expected) -> bool`. `actual` is MISSING when the subject
+is not there at all (no such header, parameter, member). Positive operators fail on MISSING;
+`absent`, `not_equals` and `not_contains` hold on it (nothing there contains the value).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from conformance.codec.sip_headers import HeaderError, parse_name_addr
+from conformance.codec.sip_uri import UriError, uri_equal
+
+
+class _Missing:
+    """The subject is not present (distinct from a present but empty or null value)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING = _Missing()
+
+
+class MalformedExpectation(ValueError):
+    """The expectation itself is wrong (unknown operator, bad regex, wrong operand type): verdict error."""
+
+
+def show(value: Any, limit: int = 300) -> str:
+    """A value as a report shows it: strings quoted, MISSING as (absent), long text cut."""
+    if value is MISSING:
+        return "(absent)"
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """Equality that lets a header's text "600" equal a YAML 600 (but never True equal "true")."""
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return actual is expected
+    if actual == expected:
+        return True
+    if isinstance(actual, str) != isinstance(expected, str):
+        a, e = _number(actual), _number(expected)
+        return a is not None and e is not None and a == e
+    return False
+
+
+def _equals(actual, expected) -> bool:
+    return actual is not MISSING and _same(actual, expected)
+
+
+def _not_equals(actual, expected) -> bool:
+    return actual is MISSING or not _same(actual, expected)
+
+
+def _contains(actual, expected) -> bool:
+    if actual is MISSING or actual is None:
+        return False
+    if isinstance(actual, list | tuple):
+        return any(_same(a, expected) for a in actual)
+    if isinstance(actual, dict):
+        return expected in actual
+    return str(expected) in str(actual)
+
+
+def _not_contains(actual, expected) -> bool:
+    return not _contains(actual, expected)
+
+
+def _regex(actual, expected) -> bool:
+    try:
+        pattern = re.compile(str(expected))
+    except re.error as exc:
+        raise MalformedExpectation(f"bad regex {expected!r}: {exc}") from None
+    if actual is MISSING or actual is None:
+        return False
+    return pattern.search(actual if isinstance(actual, str) else json.dumps(actual)) is not None
+
+
+def _flag(expected, op: str) -> bool:
+    if not isinstance(expected, bool):
+        raise MalformedExpectation(f"{op} takes true or false, not {expected!r}")
+    return expected
+
+
+def _absent(actual, expected) -> bool:
+    return (actual is MISSING) == _flag(expected, "absent")
+
+
+def _present(actual, expected) -> bool:
+    return (actual is not MISSING) == _flag(expected, "present")
+
+
+def _one_of(actual, expected) -> bool:
+    if not isinstance(expected, list | tuple):
+        raise MalformedExpectation(f"one_of takes a list, not {expected!r}")
+    return actual is not MISSING and any(_same(actual, e) for e in expected)
+
+
+def uri_of(value: Any) -> str:
+    """The URI in a header value: `"Bob" <sip:b@x>;tag=1` -> `sip:b@x`; a bare URI as is."""
+    text = str(value).strip()
+    if "<" in text or ";" in text or text.startswith('"'):
+        try:
+            na = parse_name_addr(text)
+        except HeaderError:
+            return text
+        if na.uri is not None:
+            return str(na.uri)
+    return text
+
+
+def _uri_equals(actual, expected) -> bool:
+    if actual is MISSING or actual is None:
+        return False
+    try:
+        expected_uri = uri_of(expected)
+        uri_equal(expected_uri, expected_uri)
+    except UriError as exc:
+        raise MalformedExpectation(f"uri_equals operand is not a URI: {exc}") from None
+    try:
+        return uri_equal(uri_of(actual), expected_uri)
+    except UriError:
+        return False
+
+
+def _compare(op: str, better: Callable[[float, float], bool]) -> Callable[[Any, Any], bool]:
+    def check(actual, expected) -> bool:
+        e = _number(expected)
+        if e is None:
+            raise MalformedExpectation(f"{op} takes a number, not {expected!r}")
+        a = _number(actual) if actual is not MISSING else None
+        return a is not None and better(a, e)
+
+    return check
+
+
+def _starts_with(actual, expected) -> bool:
+    return actual is not MISSING and actual is not None and str(actual).startswith(str(expected))
+
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "equals": _equals,
+    "not_equals": _not_equals,
+    "regex": _regex,
+    "contains": _contains,
+    "not_contains": _not_contains,
+    "absent": _absent,
+    "present": _present,
+    "one_of": _one_of,
+    "uri_equals": _uri_equals,
+    "less_than": _compare("less_than", lambda a, e: a < e),
+    "greater_than": _compare("greater_than", lambda a, e: a > e),
+    "starts_with": _starts_with,
+}
+
+# Operators that hold when nothing is there, so that `index: all` over no value is vacuously true.
+HOLDS_ON_NOTHING = frozenset({"absent", "not_equals", "not_contains"})
+
+# `count` compares the number of values; its operand is a number or {operator: operand}.
+COUNT = "count"
+IDENTITY_OPERATORS = ("is_default_impu_of", "is_impu_of", "is_impi_of")
+ALL_OPERATORS = frozenset(OPERATORS) | {COUNT} | set(IDENTITY_OPERATORS)
+
+
+def apply(op: str, actual: Any, expected: Any) -> bool:
+    try:
+        fn = OPERATORS[op]
+    except KeyError:
+        raise MalformedExpectation(f"unknown operator {op!r}; known: {', '.join(sorted(ALL_OPERATORS))}") from None
+    return fn(actual, expected)
+
+
+def count_holds(n: int, operand: Any) -> tuple[bool, str]:
+    """(holds, description) for `count: N` or `count: {greater_than: 0}`."""
+    if isinstance(operand, dict):
+        if len(operand) != 1:
+            raise MalformedExpectation(f"count takes a number or one {{operator: value}}, not {operand!r}")
+        (op, value), = operand.items()
+        if op in (COUNT, *IDENTITY_OPERATORS):
+            raise MalformedExpectation(f"count cannot nest {op}")
+        return apply(op, n, value), f"count {op} {show(value)}"
+    if isinstance(operand, bool) or not isinstance(operand, int):
+        raise MalformedExpectation(f"count takes an integer or {{operator: value}}, not {operand!r}")
+    return n == operand, f"count equals {operand}"

@@ -1,0 +1,80 @@
+"""Named faults of the reference network.
+
+Each fault breaks exactly one requirement. A node asks `faults.on("name")`; nothing else changes.
+The one-line descriptions are what `ims-conformance reference faults` prints and what
+docs/fault-matrix.md lists.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    node: str  # 3rdwws, as, wsf, pcscf, scscf
+    breaks: str  # the requirement it violates, one line
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault("as-code-reusable", "as", "RFC 6749 4.1.2 / RFC 9700 2.1.1: authorization code is single use"),
+    Fault("as-redirect-uri-loose", "as",
+          "RFC 9700 2.1: exact redirect URI matching (accepts the registered URI with an extra query parameter)"),
+    Fault("as-pkce-ignored", "as", "RFC 7636 4.6: code_verifier must match the code_challenge"),
+    Fault("as-state-dropped", "as", "RFC 6749 4.1.2: state must be echoed in the authorization response"),
+    Fault("as-token-alg-none", "as", "RFC 9068 2.1: access token must be signed (never alg none)"),
+    Fault("as-token-wrong-aud", "as", "RFC 9068 2.2 / BINDING: aud must be wsf.operator.example"),
+    Fault("as-token-no-exp", "as", "RFC 9068 2.2: exp claim is required"),
+    Fault("as-introspect-unauthenticated", "as", "RFC 7662 2.1: introspection requires caller authentication"),
+    Fault("as-introspect-wrong-impi", "as", "BINDING step 16: impi must be the user's mapped IMPI"),
+    Fault("as-token-in-redirect", "as", "RFC 9700 2.1.2: no access token in the authorization response URL"),
+    Fault("3rdwws-no-pkce", "3rdwws", "RFC 9700 2.1.1 / RFC 7636: the client must send a S256 code_challenge"),
+    Fault("3rdwws-state-unchecked", "3rdwws", "RFC 6749 10.12: the client must check state on the callback"),
+    Fault("wsf-skip-verification", "wsf", "TR 23.701 steps 15-16: the WSF must verify the token before forwarding"),
+    Fault("wsf-accept-expired", "wsf", "RFC 9068 4 (local_jwt mode): an expired token must be rejected"),
+    Fault("wsf-forward-bearer", "wsf", "BINDING step 17: the Bearer credential must not enter the IMS core"),
+    Fault("wsf-keep-web-id", "wsf", "BINDING step 17: To/From must carry the default IMPU, not the Web ID"),
+    Fault("wsf-no-auth-done", "wsf", "TS 24.229 5.2.2 / BINDING step 17: integrity-protected=\"auth-done\""),
+    Fault("wsf-no-challenge", "wsf",
+          "RFC 8898 2.2: a missing token gets 401 with a Bearer challenge (fault answers 403 without one)"),
+    Fault("wsf-accept-no-subprotocol", "wsf", "RFC 7118 4: the handshake must negotiate the sip subprotocol"),
+    Fault("wsf-no-path", "wsf", "RFC 7118 5 / RFC 5626: the WSF must add a Path header with ob"),
+    Fault("pcscf-no-path", "pcscf", "RFC 3327 / TS 24.229 5.2.2: the P-CSCF must add its Path"),
+    Fault("pcscf-no-visited-network-id", "pcscf", "TS 24.229 5.2.2: P-Visited-Network-ID must be added"),
+    Fault("scscf-no-service-route", "scscf", "RFC 3608 / TS 24.229 5.4.1.2: 200 OK carries Service-Route"),
+    Fault("scscf-no-associated-uri", "scscf", "RFC 7315 4.1 / TS 24.229: 200 OK carries P-Associated-URI"),
+    Fault("scscf-register-untrusted", "scscf",
+          "TS 24.229 5.4.1.2.2: register without challenge only from the trusted P-CSCF with auth-done"),
+)
+
+BY_NAME = {f.name: f for f in FAULTS}
+
+
+class UnknownFault(ValueError):
+    pass
+
+
+def validate(names: list[str] | tuple[str, ...]) -> list[str]:
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise UnknownFault(f"unknown fault(s): {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
+    return list(names)
+
+
+class ActiveFaults:
+    """The faults switched on for one node process (from REFNET_FAULTS or the command line)."""
+
+    def __init__(self, names: list[str] | tuple[str, ...] = ()):
+        self.names = frozenset(validate(list(names)))
+
+    @classmethod
+    def from_env(cls) -> ActiveFaults:
+        raw = os.environ.get("REFNET_FAULTS", "")
+        return cls([n for n in raw.split(",") if n])
+
+    def on(self, name: str) -> bool:
+        if name not in BY_NAME:  # a typo in a node must not silently disable a fault
+            raise UnknownFault(name)
+        return name in self.names
