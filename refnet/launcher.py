@@ -1,0 +1,297 @@
+"""Start and stop a reference network: one subprocess per node, each in its own process group.
+
+    net = start(NetworkConfig(state_dir, endpoints=free_endpoints()), nodes=("as", "3rdwws"))
+    ...                     # <state>/ready.json says where everything listens
+    net.restart("as"); net.stop_all()          # or: with start(cfg) as net: ...
+
+A node is ready when its log (`<state>/logs/NODE.log`, stdout and stderr) shows the line
+`listening NODE host:port`. Every wait is bounded; stop sends SIGTERM, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+from . import pki
+from .config import NODES, Endpoint, NetworkConfig, Options, default_endpoints
+from .faults import FAULTS, validate
+from .store import Store
+
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+TLS_NODES = pki.TLS_NODES
+SIP_NODES = ("pcscf", "scscf")  # listen on UDP and TCP
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+_live: weakref.WeakSet[Network] = weakref.WeakSet()
+
+
+class NodeFailed(RuntimeError):
+    """A node exited or did not report `listening` in time."""
+
+
+def prepare(cfg: NetworkConfig) -> None:
+    """Everything the nodes share, done once before they start: config, PKI, database."""
+    cfg.options.check()
+    validate(cfg.faults)
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    (cfg.state / "logs").mkdir(exist_ok=True)
+    cfg.save()
+    pki.ensure(cfg)
+    Store(cfg.db_path).seed(cfg)
+
+
+class Network:
+    def __init__(self, cfg: NetworkConfig):
+        self.cfg = cfg
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.listening: dict[str, tuple[str, int]] = {}
+        _live.add(self)
+
+    # -- helpers for callers -------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.cfg.state
+
+    @property
+    def ready_file(self) -> Path:
+        return self.cfg.state / "ready.json"
+
+    def log_file(self, node: str) -> Path:
+        return self.cfg.state / "logs" / f"{node}.log"
+
+    def url(self, node: str, path: str = "", scheme: str = "https") -> str:
+        return self.cfg.url(node, path, scheme)
+
+    def running(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is None]
+
+    def pids(self) -> dict[str, int]:
+        return {n: p.pid for n, p in self.procs.items()}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _spawn(self, node: str) -> int:
+        log_path = self.log_file(node)
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+        with open(log_path, "ab") as log:
+            self.procs[node] = subprocess.Popen(
+                [sys.executable, "-m", "refnet.node", node, "--state-dir", str(self.cfg.state)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)  # own process group: signals reach the node and only it
+        return offset
+
+    def _wait_listening(self, pending: dict[str, int], timeout: float,
+                        on_ready: Callable[[str, str, int, int], None] | None) -> None:
+        deadline = time.monotonic() + timeout
+        while pending:
+            for node, offset in list(pending.items()):
+                with open(self.log_file(node), "rb") as f:
+                    f.seek(offset)
+                    text = f.read().decode(errors="replace")
+                m = re.search(rf"^listening {re.escape(node)} (\S+):(\d+)\s*$", text, re.M)
+                if m:
+                    self.listening[node] = (m.group(1), int(m.group(2)))
+                    del pending[node]
+                    if on_ready:
+                        on_ready(node, m.group(1), int(m.group(2)), self.procs[node].pid)
+                elif self.procs[node].poll() is not None:
+                    raise NodeFailed(f"node {node} exited with {self.procs[node].returncode}:\n{text[-3000:]}")
+            if pending and time.monotonic() > deadline:
+                raise NodeFailed(f"no 'listening' line from {', '.join(pending)} within {timeout:.0f} s "
+                                 f"(see {self.cfg.state / 'logs'})")
+            if pending:
+                time.sleep(0.05)
+
+    def start_nodes(self, nodes: Iterable[str], timeout: float = READY_TIMEOUT_S,
+                    on_ready: Callable[[str, str, int, int], None] | None = None) -> None:
+        nodes = list(nodes)
+        unknown = [n for n in nodes if n not in NODES]
+        if unknown:
+            raise ValueError(f"unknown node(s): {', '.join(unknown)}")
+        pending = {}
+        for node in nodes:  # all at once: start-up time is the slowest node, not the sum
+            if node in self.running():
+                continue
+            pending[node] = self._spawn(node)
+        try:
+            self._wait_listening(pending, timeout, on_ready)
+        finally:
+            self.write_ready()
+
+    def stop(self, node: str | None = None) -> None:
+        """Stop one node, or all of them when `node` is None."""
+        targets = [node] if node else list(self.procs)
+        for name in targets:  # SIGTERM to everyone first, then wait: stops in parallel
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for name in targets:
+            proc = self.procs.pop(name, None)
+            self.listening.pop(name, None)
+            if proc is None:
+                continue
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(STOP_TIMEOUT_S)
+        self.write_ready()
+
+    def restart(self, node: str, timeout: float = READY_TIMEOUT_S) -> None:
+        self.stop(node)
+        self.start_nodes([node], timeout)
+
+    def stop_all(self) -> None:
+        self.stop()
+        self.ready_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+    def write_ready(self) -> None:
+        cfg = self.cfg
+        nodes = {n: {"host": h, "port": p, "pid": self.procs[n].pid, "tls_name": cfg.endpoints[n].tls_name}
+                 for n, (h, p) in self.listening.items() if n in self.procs}
+        ready = {
+            "state_dir": str(cfg.state), "nodes": nodes, "ca_file": str(cfg.ca_file),
+            "keylogs": {n: str(cfg.keylog(n)) for n in nodes if n in TLS_NODES},
+            "options": asdict(cfg.options), "faults": list(cfg.faults),
+            "issuer": cfg.issuer, "wsf_url": cfg.wsf_url,
+        }
+        tmp = self.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ready, indent=2))
+        tmp.replace(self.ready_file)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the node leads its own group (start_new_session)
+    except ProcessLookupError:
+        pass
+
+
+def start(cfg: NetworkConfig, nodes: Iterable[str] = NODES, timeout: float = READY_TIMEOUT_S,
+          on_ready: Callable[[str, str, int, int], None] | None = None) -> Network:
+    """Prepare the state directory, start `nodes` and wait until each one listens.
+
+    On failure every node already started is stopped before the error propagates."""
+    prepare(cfg)
+    net = Network(cfg)
+    try:
+        net.start_nodes(nodes, timeout, on_ready)
+    except BaseException:
+        net.stop_all()
+        raise
+    return net
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for net in list(_live):
+        net.stop_all()
+
+
+# -- ports ---------------------------------------------------------------------------------------
+def _bindable(host: str, port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:  # like the servers do: TIME_WAIT leftovers don't count
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_port(host: str, udp_too: bool) -> int:
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not udp_too or _bindable(host, port, socket.SOCK_DGRAM):
+            return port
+    raise OSError(f"no free port on {host}")
+
+
+def free_endpoints(base: dict[str, Endpoint] | None = None, prefer_defaults: bool = True) -> dict[str, Endpoint]:
+    """The same addresses and names, on ports that are free now: the default port when it is
+    free (and `prefer_defaults`), an ephemeral one otherwise. Taken ports stay distinct."""
+    result = {}
+    for node, ep in (base or default_endpoints()).items():
+        udp = node in SIP_NODES
+        free = _bindable(ep.host, ep.port, socket.SOCK_STREAM) and (
+            not udp or _bindable(ep.host, ep.port, socket.SOCK_DGRAM))
+        port = ep.port if prefer_defaults and free else _ephemeral_port(ep.host, udp)
+        result[node] = Endpoint(ep.host, port, ep.tls_name)
+    return result
+
+
+# -- command line (python -m refnet up | faults; reused by `ims-conformance reference`) -----------
+def add_up_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", default=".refnet", help="where config, PKI, database, logs go")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME",
+                        help="switch a named fault on (repeatable; see `faults`)")
+    for name, choices in Options.CHOICES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=getattr(Options(), name))
+    parser.add_argument("--no-wsf-url-member", action="store_true", help="token response without wsf_url")
+    parser.add_argument("--node", action="append", choices=NODES, metavar="NODE",
+                        help="start only these nodes (repeatable; default all)")
+    parser.add_argument("--free-ports", action="store_true",
+                        help="use ephemeral ports where the default ones are taken")
+
+
+def config_from_args(args: argparse.Namespace) -> NetworkConfig:
+    options = Options(**{name: getattr(args, name) for name in Options.CHOICES},
+                      wsf_url_member=not args.no_wsf_url_member)
+    endpoints = free_endpoints() if args.free_ports else default_endpoints()
+    return NetworkConfig(state_dir=str(Path(args.state_dir).resolve()), endpoints=endpoints, options=options,
+                         faults=validate(args.fault))
+
+
+def run_foreground(cfg: NetworkConfig, nodes: Iterable[str] = NODES, out=sys.stdout) -> int:
+    """Start, print one line per node as it listens, and stop everything on SIGINT/SIGTERM or when
+    a node dies. Returns the exit status."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        def ready(node, host, port, pid):
+            print(f"{node:<7} listening on {host}:{port} (pid {pid})", file=out, flush=True)
+
+        net = start(cfg, nodes, on_ready=ready)
+        with net:
+            print(f"reference network up: {net.ready_file}  (Ctrl-C stops it)", file=out, flush=True)
+            while not stop.wait(0.5):
+                dead = [n for n, p in net.procs.items() if p.poll() is not None]
+                if dead:
+                    print(f"node(s) exited: {', '.join(dead)}; stopping (logs: {cfg.state / 'logs'})",
+                          file=out, flush=True)
+                    return 1
+        print("reference network stopped", file=out, flush=True)
+        return 0
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def format_faults() -> str:
+    width = max(len(f.name) for f in FAULTS)
+    return "\n".join(f"{f.name:<{width}}  {f.node:<6}  {f.breaks}" for f in FAULTS)
