@@ -1,0 +1,92 @@
+"""Capture and trace analysis of the legs the harness never sees itself (issue 4).
+
+Live: `CaptureSession(pixit, keylogs, interfaces, settle_ms).start()` before a test case's first
+step, `.stop()` after its last -> CaptureResult. Offline: `analyze_file(path, pixit, keylogs)` on a
+vendor's lab capture. Either way the packets go through the same pipeline (packets -> reassembly ->
+tls -> dissect -> timeline) and `evaluate_capture(block, result, ctx)` turns the test case's
+`capture:` block into Findings; `conformance.report.ladder.render_ladder` draws the flow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conformance.capture.timeline import Timeline
+
+
+@dataclass
+class CaptureResult:
+    timeline: Timeline
+    pcapng_path: Path | None = None
+    error: str | None = None  # the capture as a whole is unusable (no privilege, sniffer died, drops)
+    stats: dict = field(default_factory=dict)
+    nodes: list[str] = field(default_factory=list)  # node names of the profile ("ue" = the harness)
+
+
+def analyze_records(records: Iterable[tuple[float, int, bytes, int]], pixit: dict,
+                    keylogs: Iterable[str | Path] = (), *, keylog_text: str = "",
+                    pcapng_out: str | Path | None = None, t_window: tuple[float, float] | None = None,
+                    interfaces: list[str] | None = None) -> CaptureResult:
+    """The whole offline pipeline on (ts, linktype, frame, iface) records."""
+    from conformance.capture.dissect import Dissector
+    from conformance.capture.packets import Scanner
+    from conformance.capture.pcapng import write_pcapng
+    from conformance.capture.tls import KeyLog
+
+    started = time.perf_counter()
+    keylog = KeyLog(keylogs)
+    if keylog_text:
+        keylog.add_text(keylog_text)
+    d = Dissector(pixit, keylog)
+    scanner = Scanner(d.packet_filter())
+    kept = []
+    for pkt in scanner.scan(records):
+        d.packet(pkt)
+        if pcapng_out is not None:
+            kept.append((pkt.ts, pkt.linktype, pkt.frame, pkt.iface))
+    timeline = d.finish()
+    if t_window is not None:
+        timeline.t_start, timeline.t_end = t_window
+    path = None
+    if pcapng_out is not None:
+        path = write_pcapng(pcapng_out, kept, keylog.lines_for(d.client_randoms()), interfaces)
+    s = scanner.stats
+    stats = {"packets": s.packets, "relevant": s.relevant, "undecodable": s.undecodable,
+             "tls_connections": len(d.tls), "items": len(timeline.items),
+             "analysis_s": round(time.perf_counter() - started, 3)}
+    return CaptureResult(timeline, path, None, stats, list(d.nodes.order))
+
+
+def analyze_file(path: str | Path, pixit: dict, keylogs: Iterable[str | Path] = (), *,
+                 pcapng_out: str | Path | None = None) -> CaptureResult:
+    """Dissect a capture file (pcap or pcapng) against the profile's nodes (`pixit`).
+
+    TLS secrets come from the NSS key logs given and from Decryption Secrets Blocks in the file.
+    """
+    from conformance.capture.packets import iter_records
+    from conformance.capture.pcapng import embedded_keylogs
+
+    data = Path(path).read_bytes()
+    result = analyze_records(iter_records(data), pixit, keylogs, keylog_text=embedded_keylogs(data),
+                             pcapng_out=pcapng_out)
+    result.stats["source"] = str(path)
+    return result
+
+
+def __getattr__(name: str):
+    # The live and assertion parts pull in Scapy and the matchers: load them on first use.
+    if name == "CaptureSession":
+        from conformance.capture.sniff import CaptureSession
+
+        return CaptureSession
+    if name == "evaluate_capture":
+        from conformance.capture.assertions import evaluate_capture
+
+        return evaluate_capture
+    raise AttributeError(name)
+
+
+__all__ = ["CaptureResult", "CaptureSession", "analyze_file", "analyze_records", "evaluate_capture"]

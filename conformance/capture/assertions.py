@@ -1,0 +1,389 @@
+"""The `capture:` block of a test case, evaluated against a capture's Timeline (docs/capture.md).
+
+    expect     messages that must appear on named legs, in this order on the wire
+    forbidden  messages that must not appear (optionally within a window)
+    absent     no packet at all may reach a node within a window ("nothing reaches the P-CSCF")
+
+Verdicts: a message seen where and when expected passes (and its `expect` list is checked by the
+same matchers as steps); seen out of order fails ("step 17 came before step 15"); missing fails
+only when its leg was observable, otherwise it is inconclusive: a leg that was not captured, could
+not be decrypted, or has holes never makes an assertion pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.capture.timeline import UE, HttpRequestSeen, Timeline, TimelineItem, WsFrameSeen
+from conformance.events import Garbage, HttpExchange, SipReceived, WsHandshake
+from conformance.verdicts import Finding, Verdict
+
+SELECTORS = ("http", "ws_handshake", "ws", "sip", "garbage", "tls_alert", "any")
+ENTRY_KEYS = {"flow", "from", "to", "expect", "optional", "ref", "name", "note", "after", "within_ms"} | set(SELECTORS)
+ABSENT_KEYS = {"from", "to", "within_ms", "after", "ref", "name", "note"}
+
+
+class BlockError(ValueError):
+    """The capture block itself is wrong (verdict error: the test case, not the SUT)."""
+
+
+def _nodes(value: Any, known: set[str], where: str) -> set[str] | None:
+    """`from`/`to`: a node name, "a|b", or a list; `ue` is the harness. None = any node."""
+    if value is None:
+        return None
+    names = value if isinstance(value, list) else str(value).split("|")
+    names = [str(n).strip() for n in names if str(n).strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BlockError(f"{where}: unknown node {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return set(names)
+
+
+@dataclass
+class Entry:
+    kind: str  # expect | forbidden | absent
+    spec: Mapping[str, Any]
+    position: int
+    src: set[str] | None
+    dst: set[str] | None
+    selector: str | None
+    sel: Mapping[str, Any]
+
+    @property
+    def flow(self) -> Any:
+        return self.spec.get("flow")
+
+    @property
+    def optional(self) -> bool:
+        return bool(self.spec.get("optional"))
+
+    @property
+    def step_label(self) -> str:
+        flow = self.flow
+        if flow is None:
+            return f"{self.kind} #{self.position + 1}"
+        return f"step {flow}"
+
+    def what(self) -> str:
+        detail = " ".join(f"{k}={v}" for k, v in self.sel.items()) if self.sel else ""
+        return (self.selector or "packet") + (f" {detail}" if detail else "")
+
+    def describe(self) -> str:
+        frm = "|".join(sorted(self.src)) if self.src else "any"
+        to = "|".join(sorted(self.dst)) if self.dst else "any"
+        name = self.spec.get("name")
+        return (f"{name}: " if name else "") + f"{frm}->{to} {self.what()}"
+
+
+@dataclass
+class EntryResult:
+    entry: Entry
+    status: str  # matched | out_of_order | missing | optional_missing | unobservable | seen | clear
+    item: TimelineItem | None = None
+    before: Entry | None = None  # out_of_order: the expected message it should have followed
+    reason: str = ""
+    hits: list[TimelineItem] = field(default_factory=list)  # forbidden/absent: offending items
+
+
+@dataclass
+class BlockMatch:
+    results: list[EntryResult]
+    unusable: str | None = None  # the capture as a whole could not be used
+
+    def by_item(self) -> dict[int, EntryResult]:
+        return {r.item.index: r for r in self.results if r.item is not None and r.status in ("matched", "out_of_order")}
+
+
+# -- parsing the block ----------------------------------------------------------------------
+
+def parse_block(block: Mapping[str, Any], pixit: Mapping[str, Any] | None = None,
+                known: set[str] | None = None) -> list[Entry]:
+    if known is None:
+        known = {UE} | set(((pixit or {}).get("nodes") or {}).keys())
+    entries: list[Entry] = []
+    for kind in ("expect", "forbidden", "absent"):
+        for pos, spec in enumerate(block.get(kind) or []):
+            where = f"capture.{kind}[{pos}]"
+            if not isinstance(spec, Mapping):
+                raise BlockError(f"{where}: an entry is a mapping")
+            allowed = ABSENT_KEYS if kind == "absent" else ENTRY_KEYS
+            extra = [k for k in spec if k not in allowed]
+            if extra:
+                raise BlockError(f"{where}: unknown key(s) {', '.join(map(str, extra))}")
+            sels = [k for k in SELECTORS if k in spec]
+            if kind != "absent" and len(sels) != 1:
+                raise BlockError(f"{where}: name exactly one message kind of {', '.join(SELECTORS)}")
+            sel = spec.get(sels[0]) if sels else None
+            if sel is not None and not isinstance(sel, Mapping):
+                raise BlockError(f"{where}: {sels[0]} takes a mapping of criteria")
+            entries.append(Entry(kind, spec, pos, _nodes(spec.get("from"), known, where),
+                                 _nodes(spec.get("to"), known, where), sels[0] if sels else None, sel or {}))
+    return entries
+
+
+# -- selecting items ------------------------------------------------------------------------
+
+def _is_request(msg: Any) -> bool:
+    return bool(getattr(msg, "is_request", hasattr(msg, "uri")))
+
+
+def _text_match(want: Any, got: Any) -> bool:
+    if got is None:
+        return False
+    if isinstance(want, list):
+        return any(_text_match(w, got) for w in want)
+    return str(want).lower() == str(got).lower()
+
+
+def _path_match(sel: Mapping[str, Any], url: str) -> bool:
+    path = url.split("?", 1)[0]
+    if "path" in sel and path != sel["path"]:
+        return False
+    return not ("path_regex" in sel and not re.search(sel["path_regex"], url))
+
+
+def selects(entry: Entry, item: TimelineItem) -> bool:
+    """Whether the item is on the entry's leg and is the kind of message it names."""
+    if entry.src is not None and item.src_node not in entry.src:
+        return False
+    if entry.dst is not None and item.dst_node not in entry.dst:
+        return False
+    ev, sel, kind = item.event, entry.sel, entry.selector
+    if kind == "any":
+        return not isinstance(ev, WsFrameSeen) or ev.carried is None
+    if kind == "http":
+        if "status" in sel:
+            return (isinstance(ev, HttpExchange) and _status_match(sel["status"], ev.status)
+                    and ("method" not in sel or _text_match(sel["method"], ev.method)) and _path_match(sel, ev.url))
+        return (isinstance(ev, HttpRequestSeen) and ("method" not in sel or _text_match(sel["method"], ev.method))
+                and _path_match(sel, ev.url))
+    if kind == "ws_handshake":
+        if not isinstance(ev, WsHandshake):
+            return False
+        if "status" in sel:
+            return _status_match(sel["status"], ev.status)
+        return ev.status is None and _path_match(sel, ev.url)
+    if kind == "ws":
+        if not isinstance(ev, WsFrameSeen):
+            return False
+        checks = {"opcode": ev.opcode, "masked": ev.masked, "fin": ev.fin,
+                  "close_code": ev.close.code if ev.close else None, "error": ev.error is not None}
+        return all(k not in sel or (sel[k] == v if not isinstance(sel[k], str) else _text_match(sel[k], v))
+                   for k, v in checks.items())
+    if kind == "sip":
+        if not isinstance(ev, SipReceived):
+            return False
+        msg = ev.message
+        if "transport" in sel and not _text_match(sel["transport"], ev.transport):
+            return False
+        if "status" in sel:  # a response; `method` is then the CSeq method it answers
+            return (not _is_request(msg) and _status_match(sel["status"], getattr(msg, "status", None))
+                    and ("method" not in sel or _text_match(sel["method"], getattr(msg, "method", None))))
+        return _is_request(msg) and ("method" not in sel or _text_match(sel["method"], msg.method))
+    if kind == "garbage":
+        return isinstance(ev, Garbage) and ("reason" not in sel or re.search(sel["reason"], ev.reason) is not None)
+    if kind == "tls_alert":
+        return type(ev).__name__ == "TlsAlertSeen"
+    return False
+
+
+def _status_match(want: Any, got: Any) -> bool:
+    if got is None:
+        return False
+    if isinstance(want, list):
+        return got in want
+    if isinstance(want, str) and re.fullmatch(r"\dxx", want):
+        return str(got)[0] == want[0]
+    return got == want
+
+
+# -- observability --------------------------------------------------------------------------
+
+def observability(entry: Entry, timeline: Timeline) -> str | None:
+    """Why the entry's leg could not be fully seen (None: it could)."""
+    seen_nodes = {n for _, s, d, _ in timeline.packets for n in (s, d) if n} | timeline.observable_nodes
+    srcs = entry.src if entry.src is not None else None
+    dsts = entry.dst if entry.dst is not None else None
+    problems = []
+    for key, cov in timeline.coverage.items():
+        a, b = key
+        if _touches(a, b, srcs, dsts):
+            if cov.undecryptable:
+                problems.append(f"leg {a}-{b} could not be decrypted ({cov.undecryptable[0]})")
+            if cov.gaps:
+                problems.append(f"leg {a}-{b} has holes ({cov.gaps[0]})")
+    if problems:
+        return "; ".join(problems)
+    for side, nodes in (("from", srcs), ("to", dsts)):
+        if nodes is not None and not nodes & seen_nodes:
+            return (f"no packet of {'|'.join(sorted(nodes))} was captured at all ({side} side): "
+                    "the leg was not captured")
+    return None
+
+
+def _touches(a: str, b: str, srcs: set[str] | None, dsts: set[str] | None) -> bool:
+    def side(n, nodes):
+        return nodes is None or n in nodes
+    return (side(a, srcs) and side(b, dsts)) or (side(b, srcs) and side(a, dsts))
+
+
+# -- matching the block ---------------------------------------------------------------------
+
+def match_block(block: Mapping[str, Any], timeline: Timeline, pixit: Mapping[str, Any] | None = None,
+                unusable: str | None = None, entries: list[Entry] | None = None) -> BlockMatch:
+    entries = entries if entries is not None else parse_block(block, pixit)
+    results: list[EntryResult] = []
+    if unusable:
+        return BlockMatch([EntryResult(e, "unobservable", reason=unusable) for e in entries], unusable)
+    items = timeline.items
+    last = -1
+    matched: list[EntryResult] = []
+    by_flow: dict[str, EntryResult] = {}
+    for e in (x for x in entries if x.kind == "expect"):
+        cands = [i for i in items if selects(e, i)]
+        after = [i for i in cands if i.index > last]
+        if after:
+            r = EntryResult(e, "matched", after[0])
+            last = after[0].index
+        elif cands:
+            first = cands[0]
+            later = [m for m in matched if m.item.index > first.index]
+            r = EntryResult(e, "out_of_order", first, before=later[0].entry if later else None)
+        elif e.optional:
+            r = EntryResult(e, "optional_missing")
+        else:
+            why = observability(e, timeline)
+            r = EntryResult(e, "unobservable" if why else "missing", reason=why or "")
+        if r.item is not None and r.status == "matched":
+            matched.append(r)
+        if e.flow is not None and r.item is not None:
+            by_flow.setdefault(str(e.flow), r)
+        results.append(r)
+    for e in (x for x in entries if x.kind in ("forbidden", "absent")):
+        window = _window(e, timeline, by_flow)
+        if isinstance(window, str):
+            results.append(EntryResult(e, "unobservable", reason=window))
+            continue
+        lo, hi = window
+        if e.kind == "forbidden":
+            hits = [i for i in items if lo <= i.t <= hi and selects(e, i)]
+        else:
+            hits = [TimelineItem(t, "", "", s, d, "packet", f"{n} bytes") for t, s, d, n in timeline.packets
+                    if lo <= t <= hi and (e.src is None or s in e.src) and (e.dst is None or d in e.dst)]
+        if hits:
+            results.append(EntryResult(e, "seen", hits[0], hits=hits))
+            continue
+        why = observability(e, timeline) if e.kind == "forbidden" else None
+        results.append(EntryResult(e, "unobservable" if why else "clear", reason=why or ""))
+    return BlockMatch(results)
+
+
+def _window(e: Entry, timeline: Timeline, by_flow: dict[str, EntryResult]) -> tuple[float, float] | str:
+    lo = timeline.t_start if timeline.t_start is not None else float("-inf")
+    end = timeline.t_end if timeline.t_end is not None else float("inf")
+    ref = e.spec.get("after")
+    if ref is not None:
+        r = by_flow.get(str(ref))
+        if r is None:
+            return f"the reference message (step {ref}) was not seen, so the window has no start"
+        lo = r.item.t
+    within = e.spec.get("within_ms")
+    if within is None:
+        return lo, end
+    hi = lo + float(within) / 1000
+    if timeline.t_end is not None and hi > timeline.t_end + 1e-6:
+        return (f"the capture ended {max(0.0, (timeline.t_end - lo) * 1000):.0f} ms after the window start, "
+                f"before the {within} ms window closed (raise settle_ms)")
+    return lo, hi
+
+
+# -- findings -------------------------------------------------------------------------------
+
+def _at(item: TimelineItem, timeline: Timeline) -> str:
+    t0 = timeline.t_start or item.t
+    return f"#{item.index} {item.src_node or item.src}->{item.dst_node or item.dst} {item.summary()} at +{(item.t - t0) * 1000:.1f} ms"
+
+
+def as_matchable(ev: Any) -> Any:
+    """A captured request is checked like a message: its own headers and body are the subject."""
+    if isinstance(ev, HttpRequestSeen):
+        return HttpExchange(method=ev.method, url=ev.url, request_headers=ev.headers, request_body=ev.body,
+                            status=None, headers=ev.headers, body=ev.body)
+    return ev
+
+
+def evaluate_capture(block: Mapping[str, Any] | None, result, ctx, pixit: Mapping[str, Any] | None = None) -> list[Finding]:
+    """Findings for every entry of the block (and for every per-message expectation)."""
+    if not block:
+        return []
+    timeline = result.timeline
+    try:
+        entries = parse_block(block, pixit, _known_nodes(pixit, result))
+    except BlockError as exc:
+        return [Finding(Verdict.ERROR, "capture block", "a well-formed capture block", "malformed", None, str(exc))]
+    bm = match_block(block, timeline, pixit, unusable=result.error, entries=entries)
+    findings: list[Finding] = []
+    for r in bm.results:
+        e = r.entry
+        subject = f"capture {e.step_label} {e.describe()}"
+        ref = e.spec.get("ref")
+        line = _line(e.spec)
+        if r.status == "matched":
+            findings.append(Finding(Verdict.PASS, subject, "present" + (" in order" if e.kind == "expect" else ""),
+                                    _at(r.item, timeline), ref, line=line))
+        elif r.status == "out_of_order":
+            msg = (f"{e.step_label} came before {r.before.step_label}" if r.before is not None
+                   else f"{e.step_label} out of order")
+            findings.append(Finding(Verdict.FAIL, subject, "present in order", _at(r.item, timeline), ref, msg, line))
+        elif r.status == "missing":
+            findings.append(Finding(Verdict.FAIL, subject, "present", "missing", ref,
+                                    f"{e.step_label} missing", line))
+        elif r.status == "optional_missing":
+            findings.append(Finding(Verdict.PASS, subject, "optional", "not seen", ref, "optional message", line))
+        elif r.status == "unobservable":
+            findings.append(Finding(Verdict.INCONCLUSIVE, subject, _expected_word(e), "not observed", ref,
+                                    r.reason, line))
+        elif r.status == "seen":
+            n = len(r.hits)
+            findings.append(Finding(Verdict.FAIL, subject, "nothing" if e.kind == "absent" else "absent",
+                                    _at(r.item, timeline) + (f" (+{n - 1} more)" if n > 1 else ""), ref,
+                                    f"{e.step_label}: {'a packet reached' if e.kind == 'absent' else 'forbidden message seen'}",
+                                    line))
+        else:  # clear
+            findings.append(Finding(Verdict.PASS, subject, "nothing" if e.kind == "absent" else "absent",
+                                    "nothing seen", ref, line=line))
+        if r.item is not None and e.kind == "expect" and e.spec.get("expect"):
+            findings += _check_message(e, r.item, ctx)
+    return findings
+
+
+def _expected_word(e: Entry) -> str:
+    return {"expect": "present", "forbidden": "absent", "absent": "nothing"}[e.kind]
+
+
+def _check_message(e: Entry, item: TimelineItem, ctx) -> list[Finding]:
+    from conformance.match.engine import check
+
+    out = []
+    for f in check(list(e.spec.get("expect") or []), as_matchable(item.event), ctx):
+        f.subject = f"capture {e.step_label} {f.subject}"
+        out.append(f)
+    return out
+
+
+def _known_nodes(pixit: Mapping[str, Any] | None, result) -> set[str]:
+    known = {UE} | set(getattr(result, "nodes", None) or [])
+    if pixit:
+        known |= set((pixit.get("nodes") or {}).keys())
+    return known
+
+
+def _line(spec: Any) -> int | None:
+    mark = getattr(spec, "mark", None)
+    if isinstance(mark, tuple | list) and mark and isinstance(mark[0], int):
+        return mark[0]
+    line = getattr(spec, "line", None)
+    return line if isinstance(line, int) else None

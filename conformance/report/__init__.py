@@ -1,0 +1,1 @@
+"""Reports: Allure results, the HTML rendering, the sequence diagrams, the conformance statement."""
