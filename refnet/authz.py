@@ -45,7 +45,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from . import pki
 from .config import NetworkConfig
 from .faults import ActiveFaults
-from .store import Conflict, Store, verify_secret
+from .store import Conflict, Store, VerifiedSecrets
 
 log = logging.getLogger("refnet.as")
 
@@ -92,8 +92,9 @@ def claims_of(token: str) -> dict:
 
 # -- storage models for Authlib -------------------------------------------------------------------
 class Client(ClientMixin):
-    def __init__(self, row: dict, loose_redirect: bool):
+    def __init__(self, row: dict, loose_redirect: bool, secrets_checked: VerifiedSecrets):
         self.row = row
+        self.secrets_checked = secrets_checked
         self.client_id = row["client_id"]
         self.loose_redirect = loose_redirect
 
@@ -119,7 +120,8 @@ class Client(ClientMixin):
         return False
 
     def check_client_secret(self, client_secret):
-        return verify_secret(client_secret, self.row["secret_hash"])
+        # scrypt once per process and secret, then a keyed hash (every introspection authenticates)
+        return self.secrets_checked.check(client_secret, self.row["secret_hash"])
 
     def check_endpoint_auth_method(self, method, endpoint):
         return method == self.row["auth_method"]
@@ -175,12 +177,13 @@ class Server(AuthorizationServer):
     def __init__(self, app: Flask, cfg: NetworkConfig, faults: ActiveFaults, store: Store):
         self.cfg, self.faults, self.store = cfg, faults, store
         self.signer = Signer(cfg)
+        self.client_secrets = VerifiedSecrets()
         super().__init__(app, query_client=self._query_client_row, save_token=lambda token, req: None)
         self.register_token_generator("default", self._generate_token)
 
     def _query_client_row(self, client_id):
         row = self.store.client(client_id) if isinstance(client_id, str) else None
-        return Client(row, self.faults.on("as-redirect-uri-loose")) if row else None
+        return Client(row, self.faults.on("as-redirect-uri-loose"), self.client_secrets) if row else None
 
     def issue_access_token(self, client_id: str, web_id: str, scope: str) -> str:
         cfg, faults = self.cfg, self.faults

@@ -64,6 +64,41 @@ def verify_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+class VerifiedSecrets:
+    """Client secrets (RFC 6749 2.3.1) that already passed scrypt in this process.
+
+    A confidential client presents its secret on every request: the WSF on every introspection
+    (step 15), so on every REGISTER. scrypt costs ~40 ms on purpose, right for a person's password
+    and a bottleneck for a machine client. After one successful check, the stored hash maps to
+    HMAC-SHA-256(process-random key, secret), compared in constant time: the secret itself is never
+    kept, a changed secret (a new stored hash, new salt) misses, and a wrong secret still pays the
+    full scrypt. User passwords never go through this (check_user, check_tp_account)."""
+
+    MAX = 256  # distinct stored hashes remembered (one per client secret)
+
+    def __init__(self):
+        self._key = os.urandom(32)
+        self._macs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def check(self, secret: str, stored: str) -> bool:
+        try:
+            mac = hmac.new(self._key, secret.encode(), hashlib.sha256).digest()
+        except (UnicodeEncodeError, AttributeError):
+            return False
+        with self._lock:
+            known = self._macs.get(stored)
+        if known is not None and hmac.compare_digest(mac, known):
+            return True
+        if not verify_secret(secret, stored):
+            return False
+        with self._lock:
+            if len(self._macs) >= self.MAX:
+                self._macs.pop(next(iter(self._macs)))
+            self._macs[stored] = mac
+        return True
+
+
 class Conflict(ValueError):
     """The Web ID or third-party username already exists."""
 

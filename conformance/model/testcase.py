@@ -1,0 +1,543 @@
+"""Test cases and fragments: load, validate, expand fragments, build typed steps.
+
+Loading a test case never stops at the first mistake: YAML syntax, schema, PICS expression,
+fragment references, fragment parameters and template variables are all checked and every
+problem is returned with its file:line:column (inside a fragment: the fragment file's line).
+
+Fragments (testcases/fragments/NAME.yaml) are expanded at load time: `uses:` first, then each
+`- use:` step in place. Only `${params.NAME}` is substituted then; every other template is left
+for the step engine (conformance.run.templating.render) at run time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.model import schema
+from conformance.model.pics import KNOWN_PICS, PicsError, Selection
+from conformance.model.yaml_marks import Mark, MarkedDict, MarkedList, ModelError, Problem, load_file, mark_of
+from conformance.run.templating import (
+    RANDOM_KINDS,
+    ROOTS,
+    USER_FIELDS,
+    TemplateContext,
+    TemplateError,
+    expand_params,
+    render,
+    scan,
+    split_path,
+)
+
+ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect", "forge_token",
+           "wait", "use")
+SUBJECTS = ("status", "header", "json", "jwt", "body", "html_form", "cookie", "method", "request_uri",
+            "ws_closed", "subprotocol", "nothing")
+QUALIFIERS = ("index", "param", "uri_param", "query", "fragment", "claim", "jwt_header", "signature", "field",
+              "attribute")
+OPERATORS = ("equals", "not_equals", "regex", "contains", "not_contains", "absent", "present", "one_of",
+             "uri_equals", "less_than", "greater_than", "count", "starts_with", "is_default_impu_of",
+             "is_impu_of", "is_impi_of")
+# Subjects whose value is the expected value when no operator is given (`status: 401`).
+VALUED_SUBJECTS = ("status", "method", "request_uri", "ws_closed", "subprotocol", "nothing")
+# Names an action saves without a `save:` block (visible to ${saved.*} afterwards).
+OAUTH_SAVES = {"pkce": ("code_verifier", "code_challenge", "code_challenge_method"), "state": ("state",),
+               "nonce": ("nonce",)}
+FORGED_DEFAULT = "forged_token"  # forge_token saves here without save_as
+MAX_FRAGMENT_DEPTH = 8
+
+
+class TestCaseError(ModelError):
+    """A test case (or a fragment it uses) that cannot be loaded; `.problems` lists them all."""
+
+    __test__ = False  # not a pytest test class
+
+
+@dataclass
+class Expectation:
+    """One checked item of `expect:`, normalised to exactly one operator (`op`, `operand`).
+
+    Shorthands (docs/format.md, same reading as conformance.match.engine): `status: 401` is
+    equals, `status: [302, 303]` one_of; `method` / `subprotocol` equal their value (null:
+    absent); `request_uri: X` is uri_equals (true alone: present); `ws_closed: true` alone is
+    present, `false` absent, a code equals, a list one_of; `nothing: true|false` equals;
+    `jwt` + `signature: valid|invalid` equals that word.
+    `target` is the subject's argument (header name, JSON path, JWT, form selector, cookie name),
+    None for the value subjects and body.
+    """
+
+    subject: str
+    target: Any
+    qualifiers: dict[str, Any]
+    op: str
+    operand: Any
+    ref: str | None
+    note: str | None
+    name: str | None
+    file: str
+    line: int
+    column: int
+    raw: MarkedDict
+
+    @property
+    def operators(self) -> dict[str, Any]:
+        return {self.op: self.operand}
+
+    @classmethod
+    def from_mapping(cls, m: MarkedDict, file: str) -> Expectation:
+        subject = next(s for s in SUBJECTS if s in m)
+        value = m[subject]
+        ops = [(k, m[k]) for k in OPERATORS if k in m]
+        quals = {k: m[k] for k in QUALIFIERS if k in m}
+        target: Any = None if subject in VALUED_SUBJECTS or subject == "body" else value
+        op, operand = ops[0] if ops else _shorthand(subject, value, quals)
+        line, col = mark_of(m)
+        return cls(subject, target, quals, op, operand, m.get("ref"), m.get("note"), m.get("name"),
+                   file, line, col, m)
+
+    def rendered(self, ctx: TemplateContext) -> Expectation:
+        """A copy with every template of the item rendered (at run time)."""
+        return Expectation.from_mapping(render(self.raw, ctx), self.file)
+
+    def describe(self) -> str:
+        parts = [self.subject if self.target is None else f"{self.subject} {self.target}"]
+        parts += [f"{k} {v}" for k, v in self.qualifiers.items()]
+        return " ".join(str(p) for p in parts)
+
+
+def _shorthand(subject: str, value: Any, quals: dict[str, Any]) -> tuple[str, Any]:
+    """The operator an item without one means (the schema allows no other operator-less form)."""
+    if subject == "status":
+        return ("one_of", list(value)) if isinstance(value, list) else ("equals", value)
+    if subject in ("method", "subprotocol"):
+        return ("absent", True) if value is None else ("equals", value)
+    if subject == "request_uri":
+        return ("present", True) if value is True else ("uri_equals", value)
+    if subject == "ws_closed":
+        if isinstance(value, bool):
+            return ("present", True) if value else ("absent", True)
+        return ("one_of", list(value)) if isinstance(value, list) else ("equals", value)
+    if subject == "nothing":
+        return "equals", value is not False
+    if subject == "jwt" and "signature" in quals:
+        return "equals", quals["signature"]
+    return "present", True
+
+
+@dataclass(eq=False)
+class Step(Mapping):
+    """One step after fragment expansion, with where it was written.
+
+    It is also a read-only mapping over the raw step (`step["http"]`, `step.get("expect")`),
+    so code that walks steps as YAML dicts keeps working; the expectations there are the
+    marked mappings as written (`.mark`, `.line`).
+    """
+
+    index: int  # 1-based position in the expanded list
+    name: str
+    action: str  # one of ACTIONS except "use"
+    args: Any  # the action's mapping, templates not rendered yet
+    expect: list[Expectation]
+    save: dict[str, MarkedDict]
+    flow: tuple[int, ...]
+    timeout_ms: int | str | None
+    file: str  # the test case, or the fragment the step comes from
+    line: int
+    from_fragment: str | None = None
+    used_at: tuple[str, int] | None = None  # file and line of the outermost `use` that brought it
+    raw: MarkedDict = field(default_factory=MarkedDict, repr=False)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def rendered_args(self, ctx: TemplateContext) -> Any:
+        return render(self.args, ctx)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+@dataclass
+class TestCase:
+    __test__ = False  # not a pytest test class
+
+    id: str
+    title: str
+    sut: str
+    kind: str
+    severity: str
+    refs: list[str]
+    pics: Selection | None
+    tags: list[str]
+    user: str
+    steps: list[Step]
+    capture: MarkedDict | None
+    file: str
+    line: int
+    description: str = ""
+    raw: MarkedDict = field(default_factory=MarkedDict, repr=False)
+
+    @property
+    def source(self) -> str:
+        return self.file
+
+    @property
+    def flow_steps(self) -> tuple[int, ...]:
+        """TR 23.701 flow steps this test case exercises (its steps and capture expectations)."""
+        nums = {n for s in self.steps for n in s.flow}
+        for item in (self.capture or {}).get("expect", []) or []:
+            nums.update(_flow_tuple(item.get("flow")))
+        return tuple(sorted(nums))
+
+    def applicable(self, pics: dict[str, Any]) -> bool:
+        return self.pics is None or self.pics.evaluate(pics)
+
+
+@dataclass
+class Fragment:
+    name: str
+    description: str
+    params: dict[str, Any]
+    steps: MarkedList
+    file: str
+    problems: list[Problem]
+
+
+def _flow_tuple(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, int) and not isinstance(v, bool))
+    return ()
+
+
+# -- fragments --------------------------------------------------------------------------------------
+
+class FragmentLibrary:
+    """The fragments of one directory, loaded on first use and reloaded when the file changes."""
+
+    def __init__(self, directory: str | Path | None):
+        self.directory = Path(directory) if directory else None
+        self._cache: dict[str, tuple[tuple[int, int], Fragment]] = {}
+
+    def names(self) -> list[str]:
+        if not self.directory or not self.directory.is_dir():
+            return []
+        return sorted(p.stem for p in self.directory.glob("*.yaml"))
+
+    def get(self, name: str) -> Fragment | None:
+        if not self.directory:
+            return None
+        path = self.directory / f"{name}.yaml"
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._cache.get(name)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        frag = _load_fragment(path)
+        self._cache[name] = (stamp, frag)
+        return frag
+
+    def all(self) -> list[Fragment]:
+        return [f for f in (self.get(n) for n in self.names()) if f is not None]
+
+
+_LIBRARIES: dict[Path, FragmentLibrary] = {}
+
+
+def fragment_library(directory: str | Path | None) -> FragmentLibrary:
+    """A process-wide cached library per directory."""
+    if directory is None:
+        return FragmentLibrary(None)
+    key = Path(directory).resolve()
+    if key not in _LIBRARIES:
+        _LIBRARIES[key] = FragmentLibrary(directory)
+    return _LIBRARIES[key]
+
+
+def _load_fragment(path: Path) -> Fragment:
+    file = str(path)
+    doc, problems = load_file(path)
+    if doc is None and not problems:
+        problems = [Problem(file, 1, 1, "empty fragment file")]
+    if doc is None:
+        return Fragment(path.stem, "", {}, MarkedList(), file, problems)
+    problems += schema.validate(doc, "fragment", file)
+    if not isinstance(doc, dict):
+        return Fragment(path.stem, "", {}, MarkedList(), file, problems)
+    name = doc.get("fragment")
+    if isinstance(name, str) and name != path.stem:
+        line, col = doc.mark_of("fragment")
+        problems.append(Problem(file, line, col, f"fragment '{name}' must be in a file named {name}.yaml"))
+    params = doc.get("params") if isinstance(doc.get("params"), dict) else {}
+    steps = doc.get("steps") if isinstance(doc.get("steps"), list) else MarkedList()
+    # Every ${params.X} must be declared: checked once here, whatever `with:` a user passes.
+    for text, (line, col) in _templated(steps, mark_of(steps), []):
+        try:
+            for t in scan(text):
+                if t.expr.startswith("params.") and t.expr[len("params."):] not in params:
+                    name_ = t.expr[len("params."):]
+                    hint = _did_you_mean(name_, params) or f" (declared: {', '.join(params) or 'none'})"
+                    problems.append(Problem(file, line, col, f"unknown fragment parameter ${{{t.expr}}}{hint}"))
+        except TemplateError as exc:
+            problems.append(Problem(file, line, col, str(exc)))
+    unique = sorted(dict.fromkeys(problems), key=lambda p: (p.line, p.column))
+    return Fragment(path.stem, doc.get("description", ""), dict(params), steps, file, unique)
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+# -- walking marked data ----------------------------------------------------------------------------
+
+def _templated(obj: Any, mark: Mark, out: list[tuple[str, Mark]]) -> list[tuple[str, Mark]]:
+    """Every string value (never a key) that contains `${`, with its position. A plain recursive
+    collector: this walk visits every value of the catalog, so it avoids generator chains."""
+    if isinstance(obj, dict):
+        marks = obj.value_marks if isinstance(obj, MarkedDict) else {}
+        for k, v in obj.items():
+            if type(v) is str:
+                if "${" in v:
+                    out.append((v, marks.get(k, mark)))
+            elif isinstance(v, dict | list):
+                _templated(v, marks.get(k, mark), out)
+    elif isinstance(obj, list):
+        marks = obj.item_marks if isinstance(obj, MarkedList) else []
+        for i, v in enumerate(obj):
+            at = marks[i] if i < len(marks) else mark
+            if type(v) is str:
+                if "${" in v:
+                    out.append((v, at))
+            elif isinstance(v, dict | list):
+                _templated(v, at, out)
+    elif isinstance(obj, str) and "${" in obj:
+        out.append((obj, mark))
+    return out
+
+
+# -- test cases -------------------------------------------------------------------------------------
+
+def default_fragments_dir(path: Path) -> Path | None:
+    """testcases/<node>/x.yaml -> testcases/fragments (the nearest ancestor with a fragments/)."""
+    for parent in path.resolve().parents:
+        if (parent / "fragments").is_dir():
+            return parent / "fragments"
+    return None
+
+
+def load_testcase(path: str | Path, fragments_dir: str | Path | None = None) -> TestCase:
+    """Load, validate and expand one test case; raises TestCaseError listing every problem."""
+    tc, problems = check_testcase(path, fragments_dir)
+    if problems or tc is None:
+        raise TestCaseError(problems or [Problem(str(path), 1, 1, "not a test case")])
+    return tc
+
+
+def check_testcase(path: str | Path, fragments_dir: str | Path | None = None,
+                   library: FragmentLibrary | None = None) -> tuple[TestCase | None, list[Problem]]:
+    """(TestCase or None, every problem). The TestCase is only built when there is no problem."""
+    path = Path(path)
+    file = str(path)
+    if library is None:
+        library = fragment_library(fragments_dir if fragments_dir is not None else default_fragments_dir(path))
+    doc, problems = load_file(path)
+    if doc is None:
+        return None, problems or [Problem(file, 1, 1, "empty file: a test case is a YAML mapping")]
+    problems += schema.validate(doc, "testcase", file)
+    if not isinstance(doc, dict):
+        return None, problems
+    selection = _check_pics(doc, file, problems)
+    expanded = _expand_all(doc, file, library, problems)
+    _check_templates(expanded, problems)
+    if problems:
+        unique = list(dict.fromkeys(problems))  # same order as found for problems at one position
+        return None, sorted(unique, key=lambda p: (p.file != file, p.file, p.line, p.column))
+    steps = [_build_step(i, *entry) for i, entry in enumerate(expanded, 1)]
+    tc = TestCase(
+        id=doc["id"], title=doc["title"], sut=doc["sut"], kind=doc["kind"], severity=doc["severity"],
+        refs=list(doc["refs"]), pics=selection, tags=list(doc.get("tags", [])),
+        user=doc.get("user", "fresh"), steps=steps, capture=doc.get("capture"), file=file,
+        line=doc.mark[0], description=doc.get("description", ""), raw=doc,
+    )
+    return tc, []
+
+
+def _check_pics(doc: MarkedDict, file: str, problems: list[Problem]) -> Selection | None:
+    expr = doc.get("pics")
+    if not isinstance(expr, str) or not expr.strip():
+        return None
+    line, col = doc.mark_of("pics")
+    try:
+        selection = Selection(expr)
+    except PicsError as exc:
+        problems.append(Problem(file, line, col, f"pics: {exc.message} (column {exc.column} of the expression)"))
+        return None
+    for exc in selection.check(KNOWN_PICS):
+        problems.append(Problem(file, line, col, f"pics: {exc.message} (column {exc.column} of the expression)"))
+    return selection
+
+
+# An expanded step: (raw step, file it is written in, fragment name, outermost use site)
+_Entry = tuple[MarkedDict, str, "str | None", "tuple[str, int] | None"]
+
+
+def _expand_all(doc: MarkedDict, file: str, library: FragmentLibrary, problems: list[Problem]) -> list[_Entry]:
+    out: list[_Entry] = []
+    uses = doc.get("uses") if isinstance(doc.get("uses"), list) else []
+    for i, use in enumerate(uses):
+        if isinstance(use, dict):
+            _use(use, uses.mark_of(i), file, library, (), None, out, problems)
+    steps = doc.get("steps") if isinstance(doc.get("steps"), list) else []
+    _expand(steps, file, library, (), None, None, out, problems)
+    return out
+
+
+def _expand(steps: list, file: str, library: FragmentLibrary, chain: tuple[str, ...], fragment: str | None,
+            used_at: tuple[str, int] | None, out: list[_Entry], problems: list[Problem]) -> None:
+    for step in steps:
+        if not isinstance(step, dict):
+            continue
+        if isinstance(step.get("use"), dict):
+            site = used_at or (file, mark_of(step)[0])
+            _use(step["use"], mark_of(step), file, library, chain, site, out, problems)
+        else:
+            out.append((step, file, fragment, used_at))
+
+
+def _use(use: MarkedDict, mark: Mark, file: str, library: FragmentLibrary, chain: tuple[str, ...],
+         used_at: tuple[str, int] | None, out: list[_Entry], problems: list[Problem]) -> None:
+    name = use.get("fragment")
+    if not isinstance(name, str):
+        return  # the schema reported it
+    line, col = use.mark_of("fragment") if isinstance(use, MarkedDict) else mark
+    if name in chain:
+        cycle = " -> ".join((*chain, name))
+        problems.append(Problem(file, line, col, f"fragment cycle: {cycle}"))
+        return
+    if len(chain) >= MAX_FRAGMENT_DEPTH:
+        problems.append(Problem(file, line, col, f"fragments nested deeper than {MAX_FRAGMENT_DEPTH}"))
+        return
+    frag = library.get(name)
+    if frag is None:
+        known = library.names()
+        hint = _did_you_mean(name, known) or f" (known: {', '.join(known) or 'none'})"
+        where = f" in {library.directory}" if library.directory else " (no fragments directory)"
+        problems.append(Problem(file, line, col, f"unknown fragment '{name}'{where}{hint}"))
+        return
+    if frag.problems:
+        problems.extend(frag.problems)
+        return
+    given = use.get("with") if isinstance(use.get("with"), dict) else {}
+    for key in given:
+        if key not in frag.params:
+            kl, kc = given.key_marks.get(key, (line, col)) if isinstance(given, MarkedDict) else (line, col)
+            hint = _did_you_mean(key, frag.params) or f" (params: {', '.join(frag.params) or 'none'})"
+            problems.append(Problem(file, kl, kc, f"fragment '{name}' has no parameter '{key}'{hint}"))
+    params = {**frag.params, **given}
+    try:
+        steps = expand_params(frag.steps, params)
+    except TemplateError as exc:  # already reported by the fragment's own check; keep it visible
+        problems.append(Problem(frag.file, 1, 1, str(exc)))
+        return
+    _expand(steps, frag.file, library, (*chain, name), name, used_at or (file, mark[0]), out, problems)
+
+
+def _saves_of(step: MarkedDict) -> set[str]:
+    names = set(step["save"]) if isinstance(step.get("save"), dict) else set()
+    oauth = step.get("oauth")
+    if isinstance(oauth, dict):
+        for key, saved in OAUTH_SAVES.items():
+            if oauth.get(key):
+                names.update(saved)
+    forge = step.get("forge_token")
+    if isinstance(forge, dict):
+        names.add(forge.get("save_as") if isinstance(forge.get("save_as"), str) else FORGED_DEFAULT)
+    return names
+
+
+def _check_templates(entries: list[_Entry], problems: list[Problem]) -> None:
+    """Static checks of every ${...}: known root, known member where it is knowable, and
+    ${saved.NAME} saved by an earlier step (or by this step, for its expect)."""
+    saved: set[str] = set()
+    for step, file, _fragment, _used_at in entries:
+        own = _saves_of(step)
+        for key, value in step.items():
+            visible = saved | own if key in ("expect", "save") else saved
+            base = step.mark_of(key)
+            for text, (line, col) in _templated(value, base, []):
+                try:
+                    templates = list(scan(text))
+                except TemplateError as exc:
+                    problems.append(Problem(file, line, col, str(exc)))
+                    continue
+                for t in templates:
+                    msg = _check_expr(t.expr, visible)
+                    if msg:
+                        problems.append(Problem(file, line, col, msg))
+        saved |= own
+
+
+def _check_expr(expr: str, saved: set[str]) -> str | None:
+    if expr == "now":
+        return None
+    if expr.startswith("env:"):
+        return f"${{{expr}}}: environment variables are only allowed in profiles"
+    try:
+        parts = split_path(expr)
+    except TemplateError as exc:
+        return str(exc)
+    root, rest = parts[0], parts[1:]
+    if root not in ROOTS or root == "now":
+        hint = _did_you_mean(str(root), ROOTS)
+        return f"unknown variable ${{{expr}}}: a variable starts with {', '.join(ROOTS)} or env:{hint}"
+    if root == "params":
+        return f"${{{expr}}}: params are only available inside a fragment"
+    if not rest or not isinstance(rest[0], str):
+        return None if root in ("pixit", "saved", "user", "users") else f"incomplete variable ${{{expr}}}"
+    first = rest[0]
+    if root == "random" and (len(rest) != 1 or first not in RANDOM_KINDS and not _is_hex_kind(first)):
+        return f"unknown variable ${{{expr}}}: random kinds are {', '.join(RANDOM_KINDS)}{_did_you_mean(first, RANDOM_KINDS)}"
+    if root == "pics":
+        key = expr[len("pics."):]
+        if key not in KNOWN_PICS and not key.startswith("x-"):
+            return f"unknown variable ${{{expr}}}: no PICS option {key}{_did_you_mean(key, KNOWN_PICS)}"
+    if root == "user" and first not in USER_FIELDS:
+        return f"unknown variable ${{{expr}}}: user fields are {', '.join(USER_FIELDS)}{_did_you_mean(first, USER_FIELDS)}"
+    if root == "users" and len(rest) > 1 and isinstance(rest[1], str) and rest[1] not in USER_FIELDS:
+        return f"unknown variable ${{{expr}}}: user fields are {', '.join(USER_FIELDS)}{_did_you_mean(rest[1], USER_FIELDS)}"
+    if root == "saved" and first not in saved:
+        hint = _did_you_mean(first, saved)
+        known = f" (saved so far: {', '.join(sorted(saved))})" if saved and not hint else ""
+        return f"unknown variable ${{{expr}}}: no earlier step saves '{first}'{hint}{known}"
+    return None
+
+
+def _is_hex_kind(kind: str) -> bool:
+    return kind.startswith("hex") and kind[3:].isdigit() and 1 <= int(kind[3:]) <= 64
+
+
+def _build_step(index: int, raw: MarkedDict, file: str, fragment: str | None,
+                used_at: tuple[str, int] | None) -> Step:
+    action = next(a for a in ACTIONS if a in raw)
+    expect = [Expectation.from_mapping(e, file) for e in raw.get("expect", [])]
+    return Step(
+        index=index, name=raw.get("name") or action, action=action, args=raw[action], expect=expect,
+        save=dict(raw.get("save", {})), flow=_flow_tuple(raw.get("flow")), timeout_ms=raw.get("timeout_ms"),
+        file=file, line=mark_of(raw)[0], from_fragment=fragment, used_at=used_at, raw=raw,
+    )

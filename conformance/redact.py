@@ -1,0 +1,121 @@
+"""Secret redaction for everything the harness writes (reports, logs, attachments).
+
+Every occurrence of a secret becomes `<redacted:NAME>`, in the forms it travels in:
+- as written;
+- URL-encoded (form bodies, query strings; `quote` and `quote_plus`, upper- and lower-case hex);
+- inside an HTTP Basic credential (RFC 7617 2: base64 of `user-id ":" password`): the base64
+  token is decoded and, when it contains a secret, replaced as a whole, so the secret cannot be
+  recovered from a report whatever the user-id was.
+
+Values shorter than MIN_LENGTH are not redacted: replacing "pw" everywhere would garble a report
+without protecting anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MIN_LENGTH = 4
+
+# RFC 7617 2: credentials = "Basic" 1*SP token68; token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_BASIC = re.compile(r"(?i)(\bBasic[ ]+)([A-Za-z0-9+/]{4,}={0,2})")
+_BASIC_B = re.compile(rb"(?i)(\bBasic[ ]+)([A-Za-z0-9+/]{4,}={0,2})")
+
+
+def _forms(value: str) -> set[str]:
+    forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in list(forms)}
+    return forms
+
+
+class Redactor:
+    """`Redactor({"pixit.oauth.client_secret": "s3cret"}).text("... s3cret ...")`."""
+
+    def __init__(self, secrets: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()):
+        self._secrets: dict[str, str] = {}  # value -> name
+        self._compiled = None
+        items = secrets.items() if isinstance(secrets, Mapping) else secrets
+        for name, value in items:
+            self.add(name, value)
+
+    def add(self, name: str, value: Any) -> None:
+        """Register one more secret (e.g. a password provisioned at run time)."""
+        if value is None or isinstance(value, bool):
+            return
+        value = str(value)
+        if len(value) >= MIN_LENGTH:
+            self._secrets.setdefault(value, name)
+            self._compiled = None
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(set(self._secrets.values()))
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def _compile(self):
+        if self._compiled is None:
+            by_form: dict[str, str] = {}
+            for value, name in self._secrets.items():
+                for form in _forms(value):
+                    by_form.setdefault(form, name)
+            ordered = sorted(by_form, key=len, reverse=True)  # longest first: no partial overlap
+            if ordered:
+                rx = re.compile("|".join(re.escape(f) for f in ordered))
+                rxb = re.compile(b"|".join(re.escape(f.encode()) for f in ordered))
+            else:
+                rx = rxb = None
+            self._compiled = (by_form, rx, rxb)
+        return self._compiled
+
+    def _basic_name(self, token: str | bytes) -> str | None:
+        try:
+            decoded = base64.b64decode(token, validate=True).decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            return None
+        for value, name in self._secrets.items():
+            if value in decoded:
+                return name
+        return None
+
+    def text(self, s: str) -> str:
+        if not self._secrets or not s:
+            return s
+        by_form, rx, _ = self._compile()
+
+        def basic(m: re.Match) -> str:
+            name = self._basic_name(m.group(2))
+            return f"{m.group(1)}<redacted:{name}>" if name else m.group(0)
+
+        s = _BASIC.sub(basic, s)
+        return rx.sub(lambda m: f"<redacted:{by_form[m.group(0)]}>", s)
+
+    def bytes(self, b: bytes) -> bytes:
+        if not self._secrets or not b:
+            return b
+        by_form, _, rxb = self._compile()
+
+        def basic(m: re.Match) -> bytes:
+            name = self._basic_name(m.group(2))
+            return m.group(1) + f"<redacted:{name}>".encode() if name else m.group(0)
+
+        b = _BASIC_B.sub(basic, b)
+        return rxb.sub(lambda m: f"<redacted:{by_form[m.group(0).decode()]}>".encode(), b)
+
+    def obj(self, obj: Any) -> Any:
+        """Redact every string and bytes value of a nested structure (e.g. a JSON report)."""
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, bytes | bytearray):
+            return self.bytes(bytes(obj))
+        if isinstance(obj, dict):
+            return {k: self.obj(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return type(obj)(self.obj(v) for v in obj)
+        return obj

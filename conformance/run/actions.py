@@ -1,0 +1,274 @@
+"""Step actions: one function per action key of the test-case format (docs/format.md).
+
+Each action takes its rendered spec and the case state, does its I/O through a driver, attaches
+what went over the wire to the report, and returns the event the expectations are checked
+against. A misbehaving SUT never raises here: silence, a close or garbage come back as events
+(`Nothing`, `WsClosed`, `Garbage`) so the expectations turn them into a verdict with evidence.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from conformance.codec import jwt as jwt_codec
+from conformance.events import HttpExchange, Nothing, SipReceived
+from conformance.run import sip_templates
+from conformance.run.state import CaseState
+
+ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect",
+           "forge_token", "wait")
+
+
+class StepError(Exception):
+    """The test case asked for something impossible (its fault, not the SUT's): verdict error."""
+
+
+class SutUnreachable(Exception):
+    """The SUT refused or never accepted a connection: nothing could be observed (inconclusive)."""
+
+
+@dataclass
+class ActionEnv:
+    profile: Any
+    reporter: Any
+    timeout_s: float
+    template_context: Callable
+
+
+def action_of(step: dict) -> str:
+    found = [k for k in ACTIONS if k in step]
+    if len(found) != 1:
+        raise StepError(f"a step needs exactly one action of {', '.join(ACTIONS)}; found {found or 'none'}")
+    return found[0]
+
+
+def run(name: str, spec: Any, state: CaseState, env: ActionEnv):
+    return _HANDLERS[name](spec or {}, state, env)
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+def http_driver(state: CaseState, profile) -> Any:
+    if state.http is None:
+        from conformance.drivers.http import HttpDriver
+
+        state.http = HttpDriver(ca_bundle=_ca_bundle(profile), keylog=state.keylog)
+    return state.http
+
+
+def _ca_bundle(profile) -> str | None:
+    ca = (profile.pixit.get("tls") or {}).get("ca_bundle")
+    if ca and not Path(ca).is_absolute():
+        ca = str(Path(profile.base_dir) / ca)
+    return ca
+
+
+def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
+    from conformance.drivers.http import fill_form
+
+    method = spec.get("method", "GET").upper()
+    url = spec.get("url")
+    form = spec.get("form")
+    if spec.get("follow") == "location":
+        prev = state.last_http
+        locs = prev.header_values("Location") if prev is not None else []
+        if not locs:
+            raise StepError("follow: location, but the previous HTTP response has no Location header")
+        url = urljoin(prev.url, locs[0])
+    if "form_from_previous" in spec:
+        prev = state.last_http
+        if prev is None:
+            raise StepError("form_from_previous, but there is no previous HTTP response")
+        ffp = spec["form_from_previous"] or {}
+        try:
+            method, action, form = fill_form(prev.text, ffp.get("select"), ffp.get("fields") or {})
+        except LookupError as exc:
+            # the SUT did not serve the form it must serve: that is its failure, with evidence
+            return HttpExchange(method="(form)", url=prev.url, status=None, reason=f"no form: {exc}",
+                                body=prev.body)
+        url = urljoin(prev.url, action) if not url else url
+    if not url:
+        raise StepError("http needs url, follow: location or form_from_previous")
+    auth = spec.get("auth") or {}
+    try:
+        exchange = http_driver(state, env.profile).request(
+            method, url, params=spec.get("params"), headers=spec.get("headers"), form=form,
+            json_body=spec.get("json"), body=spec.get("body"),
+            basic=tuple(auth["basic"]) if "basic" in auth else None,
+            send_cookies=spec.get("cookies", True), timeout_s=env.timeout_s)
+    except ConnectionError as exc:
+        raise SutUnreachable(f"{method} {url}: {exc}") from exc
+    state.last_http = exchange
+    env.reporter.attach_http(exchange)
+    return exchange
+
+
+# -- OAuth helpers ---------------------------------------------------------------------------------
+def _oauth(spec: dict, state: CaseState, env: ActionEnv) -> dict:
+    out: dict = {}
+    method = spec.get("pkce")
+    if method:
+        verifier = secrets.token_urlsafe(48)  # 64 chars, RFC 7636 4.1: 43..128 unreserved chars
+        if method == "S256":
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        elif method == "plain":
+            challenge = verifier
+        else:
+            raise StepError(f"oauth.pkce must be S256 or plain, not {method!r}")
+        out.update(code_verifier=verifier, code_challenge=challenge, code_challenge_method=method)
+    if spec.get("state"):
+        out["state"] = secrets.token_urlsafe(16)
+    if spec.get("nonce"):
+        out["nonce"] = secrets.token_urlsafe(16)
+    state.saved.update(out)
+    return out
+
+
+# -- WebSocket -------------------------------------------------------------------------------------
+def _ws_connect(spec: dict, state: CaseState, env: ActionEnv):
+    from conformance.drivers import websocket
+    from conformance.drivers.tls import client_context
+
+    name = spec.get("name", "ws")
+    url = spec["url"]
+    cookie = None
+    if spec.get("cookies", True) and state.http is not None:
+        cookie = state.http.cookie_header(url.replace("wss://", "https://", 1).replace("ws://", "http://", 1))
+    ctx = client_context(_ca_bundle(env.profile), state.keylog) if url.startswith("wss://") else None
+    old = state.ws.pop(name, None)
+    if old is not None:
+        old.close()
+    try:
+        conn, handshake = websocket.connect(url, subprotocols=spec.get("subprotocols", ["sip"]),
+                                            headers=spec.get("headers") or {}, cookie=cookie,
+                                            ssl_context=ctx, timeout_s=env.timeout_s)
+    except ConnectionError as exc:
+        raise SutUnreachable(f"WebSocket {url}: {exc}") from exc
+    env.reporter.attach_handshake(handshake)
+    if conn is not None:
+        state.ws[name] = conn
+    return handshake
+
+
+def _conn(state: CaseState, name: str):
+    conn = state.ws.get(name)
+    if conn is None:
+        raise StepError(f"no open WebSocket connection named {name!r} (ws_connect it first)")
+    return conn
+
+
+def _ws_send(spec: dict, state: CaseState, env: ActionEnv):
+    conn = _conn(state, spec.get("name", "ws"))
+    payload = spec.get("text", "")
+    if "size" in spec:  # pad to an exact size, for the oversized-message cases
+        payload = (payload + "x" * int(spec["size"]))[: int(spec["size"])]
+    data = payload.encode() if isinstance(payload, str) else payload
+    conn.send_frame(opcode=spec.get("opcode", "text"), payload=data, masked=spec.get("masked", True),
+                    fin=spec.get("fin", True))
+    env.reporter.attach_bytes("WebSocket frame sent", data)
+    if spec.get("expect_response", True):
+        return _receive(conn, env, "ws")
+    return Nothing(0.0)
+
+
+def _ws_close(spec: dict, state: CaseState, env: ActionEnv):
+    conn = state.ws.pop(spec.get("name", "ws"), None)
+    if conn is not None:
+        conn.close(spec.get("code", 1000))
+    return Nothing(0.0)
+
+
+# -- SIP -------------------------------------------------------------------------------------------
+def _receive(conn, env: ActionEnv, transport: str, skip_provisional: bool = True):
+    deadline = time.monotonic() + env.timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return Nothing(env.timeout_s * 1000.0)
+        event = conn.recv(left)
+        if isinstance(event, SipReceived):
+            env.reporter.attach_sip("received", event.raw)
+            msg = event.message
+            if skip_provisional and not msg.is_request and 100 <= msg.status < 200:
+                continue
+        else:
+            env.reporter.attach_event("received", event)
+        return event
+
+
+def _sip_target(spec: dict, state: CaseState, env: ActionEnv):
+    over = spec.get("over", "ws")
+    if over == "ws":
+        return over, _conn(state, spec.get("name", "ws"))
+    from conformance.drivers.sip_transport import open_transport
+
+    node = env.profile.pixit["nodes"].get(spec.get("to", ""))
+    if node is None:
+        raise StepError(f"sip_send over {over} needs `to:` naming a node of pixit.nodes")
+    key = f"{over}:{node['address']}:{node['port']}"
+    if key not in state.sip:
+        try:
+            state.sip[key] = open_transport(over, node["address"], int(node["port"]), timeout_s=env.timeout_s)
+        except ConnectionError as exc:
+            raise SutUnreachable(f"SIP {key}: {exc}") from exc
+    return over, state.sip[key]
+
+
+def _sip_send(spec: dict, state: CaseState, env: ActionEnv):
+    over, conn = _sip_target(spec, state, env)
+    if "raw" in spec:
+        raw = spec["raw"]
+        data = raw.encode() if isinstance(raw, str) else bytes(raw)
+        if spec.get("crlf", True) and isinstance(raw, str) and "\r\n" not in raw:
+            data = raw.replace("\n", "\r\n").encode()
+    else:
+        data = sip_templates.build(spec, state, env)
+    if over == "ws":
+        conn.send_text(data.decode("utf-8", "surrogateescape"))
+    else:
+        conn.send(data)
+    env.reporter.attach_sip("sent", data)
+    if spec.get("expect_response", True):
+        return _receive(conn, env, over, spec.get("skip_provisional", True))
+    return Nothing(0.0)
+
+
+def _sip_expect(spec: dict, state: CaseState, env: ActionEnv):
+    if spec.get("over", "ws") == "ws":
+        conn = _conn(state, spec.get("name", "ws"))
+    else:
+        _, conn = _sip_target(spec, state, env)
+    return _receive(conn, env, spec.get("over", "ws"), spec.get("skip_provisional", True))
+
+
+# -- tokens and time -------------------------------------------------------------------------------
+def _forge_token(spec: dict, state: CaseState, env: ActionEnv) -> dict:
+    try:
+        token = jwt_codec.forge(spec["from"], alg=spec.get("alg"), header=spec.get("header"),
+                                claims=spec.get("claims"), remove_claims=spec.get("remove_claims") or (),
+                                resign=spec.get("resign", "harness_key"))
+    except jwt_codec.JwtError as exc:
+        raise StepError(f"forge_token: the source token is not a JWT: {exc}") from exc
+    state.saved[spec.get("save_as", "forged_token")] = token
+    env.reporter.attach_text("forged token", token)
+    return {"token": token}
+
+
+def _wait(spec: dict, state: CaseState, env: ActionEnv):
+    ms = min(float(spec.get("ms", 0)), 60_000.0)  # bounded whatever the YAML says
+    time.sleep(ms / 1000.0)
+    return Nothing(ms)
+
+
+_HANDLERS = {
+    "http": _http, "oauth": _oauth, "ws_connect": _ws_connect, "ws_send": _ws_send, "ws_close": _ws_close,
+    "sip_send": _sip_send, "sip_expect": _sip_expect, "forge_token": _forge_token, "wait": _wait,
+}
+assert set(_HANDLERS) == set(ACTIONS)

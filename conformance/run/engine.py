@@ -1,0 +1,193 @@
+"""The step engine: runs one test case against the SUT and turns what it saw into a verdict.
+
+Data flows one way: render the step's templates, run its one action through a driver, check
+every expectation (all of them, never stopping at the first), save values, report. A step that
+does not pass stops the test case (later steps depend on it); the capture assertions are still
+evaluated so the report shows what the other legs did.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.match.engine import MatchContext, check, save
+from conformance.model.testcase import TestCase
+from conformance.run import actions, identities
+from conformance.run.reporter import NullReporter, Reporter
+from conformance.run.state import CaseState
+from conformance.run.templating import TemplateContext, TemplateError, render
+from conformance.verdicts import Finding, Verdict, worst
+
+
+class SutUnreachable(Exception):
+    """The SUT could not be reached at all: nothing could be observed (inconclusive)."""
+
+
+@dataclass
+class StepOutcome:
+    title: str
+    flow: list[int]
+    verdict: Verdict
+    findings: list[Finding] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    verdict: Verdict
+    steps: list[StepOutcome] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # all findings, capture included
+    reason: str = ""
+
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.verdict != Verdict.PASS]
+
+    def summary(self) -> str:
+        lines = [f"{self.case_id}: {self.verdict.value}" + (f" ({self.reason})" if self.reason else "")]
+        lines += [f"  {f.describe()}" for f in self.failures()]
+        return "\n".join(lines)
+
+
+def _step_title(step: dict, index: int) -> str:
+    name = step.get("name") or f"step {index + 1}: {actions.action_of(step)}"
+    flow = step.get("flow")
+    return f"[{', '.join(map(str, flow))}] {name}" if flow else name
+
+
+def _error(subject: str, message: str, line: int | None = None) -> Finding:
+    return Finding(Verdict.ERROR, subject, "a runnable step", "error", message=message, line=line)
+
+
+class Engine:
+    def __init__(self, profile: Any, *, reporter: Reporter | None = None, workdir: Path | None = None,
+                 capture_factory=None, clock=time.monotonic):
+        self.profile = profile
+        self.reporter = reporter or NullReporter()
+        self.workdir = Path(workdir or ".ims-conformance")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.capture_factory = capture_factory
+        self.clock = clock
+        self.identities = identities.IdentityProvider(profile)
+
+    # -- one test case ---------------------------------------------------------------------------
+    def run(self, tc: TestCase) -> CaseResult:
+        keylog = self.workdir / "harness.keylog"
+        try:
+            user = self.identities.for_case(tc)
+        except identities.ProvisioningError as exc:
+            return CaseResult(tc.id, Verdict.INCONCLUSIVE, reason=f"could not provision a test identity: {exc}")
+        state = CaseState(profile=self.profile, user=user, users=self.identities.fixtures, keylog=keylog)
+        mctx = MatchContext(identities=self.identities.table(user), jwks_provider=self._jwks_provider(state),
+                            capture_available=True)
+        capture = self._start_capture(tc, keylog)
+        steps: list[StepOutcome] = []
+        findings: list[Finding] = []
+        try:
+            for i, step in enumerate(tc.steps):
+                outcome = self._run_step(i, step, state, mctx)
+                steps.append(outcome)
+                findings += outcome.findings
+                if outcome.verdict != Verdict.PASS:
+                    break
+        finally:
+            state.close()
+            findings += self._finish_capture(tc, capture, mctx, state)
+        verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
+        if not steps and verdict == Verdict.PASS:
+            verdict = Verdict.ERROR
+            findings.append(_error("test case", "no steps ran"))
+        return CaseResult(tc.id, verdict, steps, findings)
+
+    # -- one step --------------------------------------------------------------------------------
+    def _run_step(self, index: int, step: dict, state: CaseState, mctx: MatchContext) -> StepOutcome:
+        title = _step_title(step, index)
+        started = self.clock()
+        line = getattr(step, "line", None)
+        with self.reporter.step(title) as rstep:
+            findings = self._step_findings(step, state, mctx, line)
+            verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
+            rstep.finish(verdict, findings)
+        return StepOutcome(title, list(step.get("flow") or []), verdict, findings,
+                           (self.clock() - started) * 1000.0)
+
+    def _template_context(self, state: CaseState, extra: dict | None = None) -> TemplateContext:
+        return TemplateContext(pixit=self.profile.pixit, pics=self.profile.pics, user=state.user,
+                               users=state.users, saved=state.saved, extra=extra or {})
+
+    def _step_findings(self, step: dict, state: CaseState, mctx: MatchContext, line) -> list[Finding]:
+        name = actions.action_of(step)
+        tctx = self._template_context(state)
+        try:
+            spec = render(step[name], tctx)
+        except TemplateError as exc:
+            return [_error(f"{name} template", str(exc), line)]
+        timeout_s = self._timeout_s(step)
+        try:
+            received = actions.run(name, spec, state, actions.ActionEnv(
+                profile=self.profile, reporter=self.reporter, timeout_s=timeout_s,
+                template_context=lambda extra=None: self._template_context(state, extra)))
+        except actions.SutUnreachable as exc:
+            return [Finding(Verdict.INCONCLUSIVE, name, "a reachable SUT", "unreachable", message=str(exc), line=line)]
+        except actions.StepError as exc:
+            return [_error(name, str(exc), line)]
+        except Exception as exc:  # noqa: BLE001 - a harness bug is an error verdict, never a crash
+            self.reporter.attach_text("traceback", traceback.format_exc())
+            return [_error(name, f"{type(exc).__name__}: {exc}", line)]
+        state.last_received = received
+        findings: list[Finding] = []
+        for item in step.get("expect") or []:
+            item_line = getattr(item, "line", None)
+            try:
+                rendered = render(item, tctx)
+            except TemplateError as exc:
+                findings.append(_error("expect template", str(exc), item_line))
+                continue
+            for f in check([rendered], received, mctx):
+                f.line = f.line or item_line
+                findings.append(f)
+        for var, selector in (step.get("save") or {}).items():
+            try:
+                state.saved[var] = save(render(selector, tctx), received, mctx)
+            except (TemplateError, ValueError) as exc:  # a bad selector is the test case's fault
+                findings.append(_error(f"save {var}", str(exc), getattr(selector, "line", None)))
+            except LookupError as exc:
+                findings.append(Finding(Verdict.FAIL, f"save {var}", "a value to save", "nothing",
+                                        message=str(exc), line=getattr(selector, "line", None)))
+        return findings
+
+    def _timeout_s(self, step: dict) -> float:
+        ms = step.get("timeout_ms") or self.profile.pixit.get("timeouts", {}).get("step_ms", 5000)
+        return max(0.001, float(ms) / 1000.0)
+
+    def _jwks_provider(self, state: CaseState):
+        cache: dict = {}
+
+        def provider() -> dict:
+            if "jwks" not in cache:
+                uri = self.profile.pixit["nodes"]["as"].get("jwks_uri")
+                if not uri:
+                    raise LookupError("pixit.nodes.as.jwks_uri is not set")
+                cache["jwks"] = actions.http_driver(state, self.profile).get_json(uri)
+            return cache["jwks"]
+
+        return provider
+
+    # -- capture ---------------------------------------------------------------------------------
+    def _start_capture(self, tc: TestCase, keylog: Path):
+        if not tc.capture or self.capture_factory is None:
+            return None
+        return self.capture_factory.start(tc, keylog)
+
+    def _finish_capture(self, tc: TestCase, capture, mctx: MatchContext, state: CaseState) -> list[Finding]:
+        if not tc.capture:
+            return []
+        if capture is None:
+            return [Finding(Verdict.INCONCLUSIVE, "capture", "the legs captured", "capture disabled",
+                            message="capture is disabled in the profile or not available")]
+        return self.capture_factory.finish(tc, capture, mctx, self.reporter,
+                                           lambda obj: render(obj, self._template_context(state)))

@@ -1,0 +1,36 @@
+"""Per-test-case state: the connections, the cookie jar, saved values and the last thing received.
+
+One `CaseState` lives for one test case; `close()` releases every socket it opened, whatever
+happened, so a misbehaving SUT cannot leak connections into the next test case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class CaseState:
+    profile: Any
+    user: dict
+    users: dict
+    keylog: Path
+    saved: dict = field(default_factory=dict)
+    http: Any = None  # conformance.drivers.http.HttpDriver, created lazily
+    ws: dict = field(default_factory=dict)  # name -> WebSocket connection
+    sip: dict = field(default_factory=dict)  # "udp:host:port" -> SIP transport
+    last_http: Any = None  # the previous HttpExchange (form filling, follow: location)
+    last_received: Any = None
+
+    def close(self) -> None:
+        for conn in list(self.ws.values()) + list(self.sip.values()):
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing must never mask the verdict
+                pass
+        self.ws.clear()
+        self.sip.clear()
+        if self.http is not None:
+            self.http.close()

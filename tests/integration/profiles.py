@@ -1,0 +1,68 @@
+"""Profiles for a running reference network, written the way a vendor would write theirs:
+PIXIT from the network's addresses, PICS from its options. The harness then reaches the network
+only through this file and the wire.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from refnet.config import SEED_USERS
+
+
+def profile_dict(net, **pics_overrides) -> dict:
+    cfg = net.cfg
+    ep = cfg.endpoints
+    o = cfg.options
+
+    def https(node, path=""):
+        return f"https://{ep[node].host}:{ep[node].port}{path}"
+
+    fixtures = {u["tp_username"] and name: {k: u[k] for k in ("web_id", "password", "impi", "impus",
+                                                               "tp_username", "tp_password")}
+                for name, u in zip(("alice", "bob"), SEED_USERS)}
+    pics = {
+        "signalling.path": o.signalling, "token.format": "jwt", "token.wsf_url_member": o.wsf_url_member,
+        "sip.bearer_syntax": o.bearer_syntax, "sip.client_aor": "web_id", "wsf.verify": o.verify,
+        "core.transport": o.core_transport, "core.separate_icscf": False,
+    }
+    pics.update(pics_overrides)
+    return {
+        "profile": f"refnet-{Path(cfg.state_dir).name}",
+        "sut": {"name": "reference network (test)", "vendor": "ims-webrtc-conformance", "version": "test"},
+        "pixit": {
+            "home_domain": cfg.home_domain,
+            "visited_network_id": cfg.visited_network_id,
+            "ue": {"address": "127.0.0.1"},
+            "nodes": {
+                "3rdwws": {"supplied": True, "address": ep["3rdwws"].host, "port": ep["3rdwws"].port,
+                           "base_url": https("3rdwws"), "ws_url": f"wss://{ep['3rdwws'].host}:{ep['3rdwws'].port}/sip",
+                           "tls_name": ep["3rdwws"].tls_name},
+                "as": {"supplied": True, "address": ep["as"].host, "port": ep["as"].port, "base_url": https("as"),
+                       "issuer": cfg.issuer, "jwks_uri": https("as", "/jwks"), "tls_name": ep["as"].tls_name},
+                "wsf": {"supplied": True, "address": ep["wsf"].host, "port": ep["wsf"].port, "url": cfg.wsf_url,
+                        "tls_name": ep["wsf"].tls_name},
+                "pcscf": {"supplied": True, "address": ep["pcscf"].host, "port": ep["pcscf"].port},
+                "scscf": {"supplied": True, "address": ep["scscf"].host, "port": ep["scscf"].port},
+            },
+            "oauth": {"client_id": cfg.client_id, "client_secret": cfg.client_secret,
+                      "redirect_uri": cfg.redirect_uri, "scope": cfg.scope, "audience": cfg.audience,
+                      "introspection_client_id": cfg.wsf_client_id,
+                      "introspection_client_secret": cfg.wsf_client_secret},
+            "tls": {"ca_bundle": str(cfg.ca_file)},
+            "sut_keylogs": [str(cfg.keylog(n)) for n in ("3rdwws", "as", "wsf")],
+            "capture": {"enabled": True, "interfaces": ["lo"], "settle_ms": 300},
+            "users": {"provisioning": {"url": https("as", "/admin/users"), "token": cfg.admin_token},
+                      "fixtures": fixtures},
+            "timeouts": {"step_ms": 5000, "connect_ms": 3000},
+        },
+        "pics": pics,
+    }
+
+
+def write_profile(net, directory: Path, name: str = "profile.yaml", **pics_overrides) -> Path:
+    path = Path(directory) / name
+    path.write_text(yaml.safe_dump(profile_dict(net, **pics_overrides), sort_keys=False))
+    return path

@@ -1,0 +1,57 @@
+"""Secrets never reach a report: plain, URL-encoded and inside HTTP Basic credentials."""
+
+from __future__ import annotations
+
+import base64
+
+from conformance.redact import Redactor
+
+SECRETS = {"pixit.oauth.client_secret": "s3cr3t/+&=", "ALICE_PW": "alice-pw"}
+
+
+def basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_plain_and_url_encoded_forms():
+    r = Redactor(SECRETS)
+    assert r.text("password=alice-pw&x=1") == "password=<redacted:ALICE_PW>&x=1"
+    assert r.text("client_secret=s3cr3t%2F%2B%26%3D") == "client_secret=<redacted:pixit.oauth.client_secret>"
+    assert r.text("client_secret=s3cr3t%2f%2b%26%3d") == "client_secret=<redacted:pixit.oauth.client_secret>"
+    assert r.text('{"client_secret": "s3cr3t/+&="}') == '{"client_secret": "<redacted:pixit.oauth.client_secret>"}'
+    assert r.text("nothing secret here") == "nothing secret here"
+
+
+def test_basic_credentials_are_replaced_whatever_the_user():
+    r = Redactor(SECRETS)
+    header = f"Authorization: Basic {basic('thirdparty-webrtc-app', 's3cr3t/+&=')}"
+    assert r.text(header) == "Authorization: Basic <redacted:pixit.oauth.client_secret>"
+    assert r.text(f"authorization: basic {basic('wsf', 'alice-pw')}\r\n") == "authorization: basic <redacted:ALICE_PW>\r\n"
+    unrelated = f"Authorization: Basic {basic('joe', 'public')}"
+    assert r.text(unrelated) == unrelated
+
+
+def test_bytes_and_nested_objects():
+    r = Redactor(SECRETS)
+    raw = b"POST /token HTTP/1.1\r\nAuthorization: Basic " + basic("c", "s3cr3t/+&=").encode() + \
+        b"\r\n\r\npassword=alice-pw\xff"
+    assert r.bytes(raw) == (b"POST /token HTTP/1.1\r\nAuthorization: Basic <redacted:pixit.oauth.client_secret>"
+                            b"\r\n\r\npassword=<redacted:ALICE_PW>\xff")
+    assert r.obj({"a": ["alice-pw", b"alice-pw", 3], "b": ("x alice-pw",)}) == {
+        "a": ["<redacted:ALICE_PW>", b"<redacted:ALICE_PW>", 3], "b": ("x <redacted:ALICE_PW>",)}
+
+
+def test_longest_secret_wins_and_short_values_are_ignored():
+    r = Redactor({"short": "pw", "inner": "alice", "outer": "alice-pw-long"})
+    assert r.text("alice-pw-long alice pw") == "<redacted:outer> <redacted:inner> pw"
+    assert "short" not in r.names
+
+
+def test_added_at_run_time_and_empty():
+    r = Redactor()
+    assert not r and r.text("x") == "x" and r.bytes(b"x") == b"x"
+    r.add("fresh.password", "Zx9-generated")
+    r.add("ignored", None)
+    r.add("flag", True)
+    assert r.names == ["fresh.password"]
+    assert r.text("pw Zx9-generated") == "pw <redacted:fresh.password>"
