@@ -229,7 +229,8 @@ def _sip_send(spec: dict, state: CaseState, env: ActionEnv):
         if spec.get("crlf", True) and isinstance(raw, str) and "\r\n" not in raw:
             data = raw.replace("\n", "\r\n").encode()
     else:
-        data = sip_templates.build(spec, state, env)
+        local = {} if over == "ws" else dict(zip(("local_host", "local_port"), conn.local_address))
+        data = sip_templates.build(spec, state, env, {"transport": over.upper(), **local})
     if over == "ws":
         conn.send_text(data.decode("utf-8", "surrogateescape"))
     else:

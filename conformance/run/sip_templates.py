@@ -50,14 +50,14 @@ def default_vars(state, profile) -> dict:
     }
 
 
-def build(spec: dict, state, env) -> bytes:
+def build(spec: dict, state, env, transport_vars: dict | None = None) -> bytes:
     from conformance.run.actions import StepError
 
     try:
         text = template_text(spec.get("template", "register"))
     except TemplateNotFound as exc:
         raise StepError(str(exc)) from exc
-    variables = default_vars(state, env.profile) | dict(spec.get("vars") or {})
+    variables = default_vars(state, env.profile) | dict(transport_vars or {}) | dict(spec.get("vars") or {})
     rendered = render(text, env.template_context({"vars": variables}))
     msg = sip.parse(rendered.replace("\r\n", "\n").replace("\n", "\r\n").encode())
     for name, value in (spec.get("headers") or {}).items():
