@@ -143,14 +143,35 @@ def cmd_run(args) -> int:
 
 
 # -- report ------------------------------------------------------------------------------------------
-def cmd_report(args) -> int:
-    from conformance.report import render
+def build_statement(workdir: Path, catalog: Path, alluredir: Path) -> dict | None:
+    """The ICS-style requirements matrix of the last run, attached to its Allure results
+    (None when nothing ran)."""
+    from conformance.model.catalog import load_catalog
+    from conformance.model.pics import KNOWN_PICS
+    from conformance.report import ics
 
+    files = sorted(workdir.glob("verdicts-*.json"))
+    if not files:
+        return None
+    pics = json.loads(files[0].read_text()).get("pics", {})
+    cases, _ = load_catalog(catalog)
+    doc = ics.build(cases, _verdicts(workdir), pics, KNOWN_PICS)
+    ics.attach_to_allure(doc, alluredir)
+    return doc
+
+
+def cmd_report(args) -> int:
+    from conformance.report import ics, render
+
+    statement = build_statement(Path(args.workdir), Path(args.catalog), Path(args.alluredir))
     try:
         out = render.render_html(Path(args.alluredir), Path(args.output), workdir=Path(args.workdir))
     except render.RenderError as exc:
         return _die(str(exc))
     print(f"report: {out}")
+    if statement is not None:  # after rendering: allure generate empties its output directory
+        _, page = ics.write(statement, Path(args.output))
+        print(f"conformance statement: {page} (and {page.with_suffix('.json')})")
     return EXIT_OK
 
 
@@ -174,7 +195,8 @@ def cmd_analyze(args) -> int:
     if profile is None:
         return EXIT_ERROR
     return analyze(Path(args.capture), profile, keylogs=[Path(k) for k in args.keylog], case_ids=args.case,
-                   catalog=Path(args.catalog), alluredir=Path(args.alluredir))
+                   catalog=Path(args.catalog), alluredir=Path(args.alluredir), workdir=Path(args.workdir),
+                   user=args.user)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--alluredir", default="allure-results")
     sp.add_argument("--output", default="allure-report")
     sp.add_argument("--workdir", default=".ims-conformance")
+    sp.add_argument("--catalog", default=str(default_catalog()))
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("reference", help="the embedded reference network (up, faults)")
@@ -230,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--case", action="append", default=[])
     sp.add_argument("--catalog", default=str(default_catalog()))
     sp.add_argument("--alluredir", default="allure-results")
+    sp.add_argument("--workdir", default=".ims-conformance")
+    sp.add_argument("--user", help="fixture identity (profile users.fixtures) the capture shows")
     sp.set_defaults(func=cmd_analyze)
     return p
 

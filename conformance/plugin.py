@@ -28,6 +28,10 @@ def pytest_addoption(parser):
     g.addoption("--ims-workdir", default=".ims-conformance",
                 help="where verdicts.json, key logs and captures are written")
     g.addoption("--no-capture-legs", action="store_true", help="do not sniff the SUT's legs")
+    g.addoption("--ims-analyze", metavar="CAPTURE",
+                help="offline: evaluate the capture assertions against this pcap/pcapng; run no step")
+    g.addoption("--ims-keylog", action="append", default=[], help="(offline) NSS key log for the capture")
+    g.addoption("--ims-user", help="(offline) fixture identity the capture shows (default: the first)")
 
 
 def _is_testcase_file(path: Path) -> bool:
@@ -96,7 +100,10 @@ class TestCaseItem(pytest.Item):
             engine = Engine(profile, reporter=AllureReporter(profile.redactor),
                             workdir=Path(self.config.getoption("--ims-workdir")),
                             capture_factory=_capture_factory(self.config, profile))
-            result = engine.run(self.tc)
+            if self.config.getoption("--ims-analyze"):
+                result = engine.analyze(self.tc, _offline_capture(self.config, profile), _offline_user(self.config))
+            else:
+                result = engine.run(self.tc)
         except Exception as exc:  # a harness bug: verdict error, recorded like any other verdict
             result = CaseResult(self.tc.id, Verdict.ERROR, reason=f"harness error: {type(exc).__name__}: {exc}")
             self.config.stash[_RESULTS_KEY].append(_record(self.tc, result, time.time() - started, None))
@@ -126,14 +133,43 @@ class TestCaseItem(pytest.Item):
         return self.path, (self.tc.line or 1) - 1, f"{self.tc.id}: {self.tc.title}"
 
 
+_OFFLINE_KEY = pytest.StashKey[object]()
+
+
+def _offline_capture(config, profile):
+    """The recorded capture, dissected once per session."""
+    if _OFFLINE_KEY not in config.stash:
+        from conformance.capture import analyze_file
+
+        keylogs = [profile.resolve_path(k) for k in profile.pixit.get("sut_keylogs") or []]
+        keylogs += [Path(k) for k in config.getoption("--ims-keylog")]
+        config.stash[_OFFLINE_KEY] = analyze_file(config.getoption("--ims-analyze"), profile.pixit,
+                                                  [k for k in keylogs if k.exists()])
+    return config.stash[_OFFLINE_KEY]
+
+
+def _offline_user(config) -> dict:
+    fixtures = _profile(config).fixtures
+    name = config.getoption("--ims-user") or next(iter(fixtures), None)
+    if name not in fixtures:
+        raise pytest.UsageError(f"--ims-user {name!r}: the profile's users.fixtures are {', '.join(fixtures)}")
+    return dict(fixtures[name])
+
+
+_CAPTURE_KEY = pytest.StashKey[object]()
+
+
 def _capture_factory(config, profile):
+    """One per session: the sniffer runs from the first capturing test case to the end."""
     if config.getoption("--no-capture-legs"):
         return None
     if not (profile.pixit.get("capture") or {}).get("enabled", False):
         return None
-    from conformance.run.capture_hook import CaptureFactory
+    if _CAPTURE_KEY not in config.stash:
+        from conformance.run.capture_hook import CaptureFactory
 
-    return CaptureFactory.for_config(config, profile)
+        config.stash[_CAPTURE_KEY] = CaptureFactory.for_config(config, profile)
+    return config.stash[_CAPTURE_KEY]
 
 
 def _record(tc, result, seconds: float, deviation) -> dict:
@@ -147,12 +183,18 @@ def _record(tc, result, seconds: float, deviation) -> dict:
 
 def pytest_collection_modifyitems(config, items):
     nodes = set(config.getoption("--sut") or [])
-    if not nodes:
+    offline = bool(config.getoption("--ims-analyze"))
+    if not nodes and not offline:
         return
+
+    def wanted(item) -> bool:
+        if not isinstance(item, TestCaseItem):
+            return True
+        return (not nodes or item.tc.sut in nodes) and (not offline or bool(item.tc.capture))
+
     keep, drop = [], []
     for item in items:
-        target = keep if not isinstance(item, TestCaseItem) or item.tc.sut in nodes else drop
-        target.append(item)
+        (keep if wanted(item) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -170,8 +212,9 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionstart(session):
     config = session.config
-    if not config.getoption("--profile") or hasattr(config, "workerinput"):
-        return  # xdist workers use the network their controller started
+    if (not config.getoption("--profile") or hasattr(config, "workerinput")
+            or config.getoption("--ims-analyze")):
+        return  # xdist workers use the network their controller started; offline needs none
     from conformance.run import reference
 
     config._ims_refnet = reference.ensure_up(_profile(config))
@@ -179,6 +222,8 @@ def pytest_sessionstart(session):
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
+    if _CAPTURE_KEY in config.stash:
+        config.stash[_CAPTURE_KEY].close()
     network = getattr(config, "_ims_refnet", None)
     if network is not None:
         network.stop_all()

@@ -103,6 +103,32 @@ class Engine:
             findings.append(_error("test case", "no steps ran"))
         return CaseResult(tc.id, verdict, steps, findings)
 
+    # -- offline: the capture assertions of a test case against a recorded capture ---------------
+    def analyze(self, tc: TestCase, capture_result, user: dict) -> CaseResult:
+        """`ims-conformance analyze`: no step runs; values saved at run time are unknown, so an
+        expectation that needs one is an error of that expectation, not of the SUT."""
+        from conformance.capture import evaluate_capture
+        from conformance.report.ladder import render_ladder
+
+        state = CaseState(profile=self.profile, user=user, users=self.identities.fixtures,
+                          keylog=self.workdir / "harness.keylog")
+        mctx = MatchContext(identities=self.identities.table(user), jwks_provider=self._jwks_provider(state),
+                            capture_available=True)
+        with self.reporter.step("capture assertions on the recorded trace") as rstep:
+            try:
+                block = render(tc.capture, self._template_context(state))
+            except TemplateError as exc:
+                findings = [_error("capture template", f"{exc} (offline analysis has no saved values)")]
+            else:
+                findings = evaluate_capture(block, capture_result, mctx, self.profile.pixit)
+                out = self.workdir / "ladders" / f"{tc.id}.svg"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(render_ladder(capture_result.timeline, findings, block, self.profile.pixit))
+                self.reporter.attach_file("sequence diagram", out, "image/svg+xml")
+            verdict = worst(f.verdict for f in findings) if findings else Verdict.INCONCLUSIVE
+            rstep.finish(verdict, findings)
+        return CaseResult(tc.id, verdict, findings=findings)
+
     # -- one step --------------------------------------------------------------------------------
     def _run_step(self, index: int, step: dict, state: CaseState, mctx: MatchContext) -> StepOutcome:
         title = _step_title(step, index)
@@ -189,5 +215,11 @@ class Engine:
         if capture is None:
             return [Finding(Verdict.INCONCLUSIVE, "capture", "the legs captured", "capture disabled",
                             message="capture is disabled in the profile or not available")]
-        return self.capture_factory.finish(tc, capture, mctx, self.reporter,
-                                           lambda obj: render(obj, self._template_context(state)))
+        try:
+            return self.capture_factory.finish(tc, capture, mctx, self.reporter,
+                                               lambda obj: render(obj, self._template_context(state)))
+        except TemplateError as exc:
+            return [_error("capture template", str(exc))]
+        except Exception as exc:  # noqa: BLE001 - a capture bug is an error verdict with its traceback
+            self.reporter.attach_text("capture traceback", traceback.format_exc())
+            return [_error("capture", f"{type(exc).__name__}: {exc}")]

@@ -27,8 +27,12 @@ def run_case(net, tmp_path, case: Path, capture=True):
     profile = load_profile(write_profile(net, tmp_path))
     reporter = NullReporter()
     factory = CaptureFactory(profile, tmp_path / "work") if capture else None
-    result = Engine(profile, reporter=reporter, workdir=tmp_path / "work", capture_factory=factory).run(
-        load_testcase(case))
+    try:
+        result = Engine(profile, reporter=reporter, workdir=tmp_path / "work", capture_factory=factory).run(
+            load_testcase(case))
+    finally:
+        if factory is not None:
+            factory.close()
     return result, reporter
 
 
@@ -83,7 +87,8 @@ def cli(*args, cwd=REPO, timeout=300):
 def test_cli_run_exit_codes_verdicts_and_redaction(refnet_factory, tmp_path):
     good = write_profile(refnet_factory(), tmp_path, "good.yaml")
     results = tmp_path / "allure-results"
-    proc = cli("run", "--profile", str(good), "--alluredir", str(results), "--workdir", str(tmp_path / "w"))
+    proc = cli("run", "--profile", str(good), "--alluredir", str(results), "--workdir", str(tmp_path / "w"),
+               "-k", "TP_FLOW_REG_001 or TP_FLOW_REG_002")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     verdicts = json.loads((tmp_path / "w" / "verdicts-main.json").read_text())["results"]
     assert {r["id"]: r["verdict"] for r in verdicts} == {"TP_FLOW_REG_001": "pass",
@@ -93,7 +98,8 @@ def test_cli_run_exit_codes_verdicts_and_redaction(refnet_factory, tmp_path):
     assert (results / "environment.properties").read_text().count("PICS.signalling.path=relay") == 1
 
     bad = write_profile(refnet_factory(faults=["scscf-no-service-route"]), tmp_path, "bad.yaml")
-    proc = cli("run", "--profile", str(bad), "--alluredir", str(tmp_path / "r2"), "--workdir", str(tmp_path / "w2"))
+    proc = cli("run", "--profile", str(bad), "--alluredir", str(tmp_path / "r2"), "--workdir", str(tmp_path / "w2"),
+               "-k", "TP_FLOW_REG_001")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Service-Route" in proc.stdout
 

@@ -44,6 +44,7 @@ def main() -> int:
                                         core_transport=a.core_transport))
     net = start(cfg)
     worst = 0
+    factory = None
     try:
         extra = {}
         for kv in a.pics:
@@ -56,13 +57,16 @@ def main() -> int:
                 print(f"{tc.id}: not applicable ({tc.pics.expr})")
                 continue
             rep = NullReporter()
-            factory = None if a.no_capture else CaptureFactory(profile, d / "work")
+            if factory is None and not a.no_capture:
+                factory = CaptureFactory(profile, d / "work")
             res = Engine(profile, reporter=rep, workdir=d / "work", capture_factory=factory).run(tc)
             print(res.summary())
             for title, h in rep.steps:
                 print(f"    {getattr(h, 'verdict', '?')!s:14} {title}")
             worst = max(worst, {"pass": 0, "not applicable": 0}.get(res.verdict.value, 1))
     finally:
+        if factory is not None:
+            factory.close()
         net.stop_all()
     return worst
 
