@@ -123,7 +123,7 @@ def cmd_run(args) -> int:
     for old in workdir.glob("verdicts-*.json"):
         old.unlink()
     argv = [str(args.catalog), "--profile", args.profile, "--alluredir", args.alluredir, "--clean-alluredir",
-            "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEs"]
+            "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEsx"]
     if args.k:
         argv += ["-k", args.k]
     for node in args.sut or []:
@@ -137,7 +137,8 @@ def cmd_run(args) -> int:
     results = _verdicts(workdir)
     counts: dict[str, int] = {}
     for r in results:
-        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+        key = f"{r['verdict']} (expected deviation)" if r.get("expected_deviation") else r["verdict"]
+        counts[key] = counts.get(key, 0) + 1
     print("verdicts: " + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"))
     return exit_code(int(rc), results)
 

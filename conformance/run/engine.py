@@ -34,6 +34,40 @@ class StepOutcome:
     verdict: Verdict
     findings: list[Finding] = field(default_factory=list)
     duration_ms: float = 0.0
+    diff: str = ""  # expected against received, for the failed header/status checks
+
+
+def mismatch_diff(findings: list[Finding], received) -> str:
+    """A readable diff of what the failed checks expected against the received message: the
+    checked header fields (and the start line) only, so the eye lands on what differs."""
+    import difflib
+
+    from conformance.match.diff import message_lines
+
+    failed = [f for f in findings if f.verdict == Verdict.FAIL]
+    names = []
+    for f in failed:
+        words = f.subject.split()
+        if len(words) >= 2 and words[0] == "header" and words[1] not in names:
+            names.append(words[1])
+    wants_status = any(f.subject.startswith("status") for f in failed)
+    if not names and not wants_status:
+        return ""
+    try:
+        got = message_lines(received, only=names, headers_only=not wants_status)
+    except TypeError:  # not a message (nothing arrived, a close): the findings say it already
+        return ""
+    if not wants_status:
+        got = [g for g in got if ":" in g]
+    else:
+        got = got[:1] + [g for g in got[1:] if ":" in g]
+    expected = []
+    for f in failed:
+        if f.subject.startswith("status"):
+            expected.insert(0, f"status {f.expected}")
+        elif f.subject.split()[0] == "header":
+            expected.append(f"{' '.join(f.subject.split()[1:])}: {f.expected}")
+    return "\n".join(difflib.unified_diff(expected, got, "expected", "received", lineterm=""))
 
 
 @dataclass
@@ -50,6 +84,9 @@ class CaseResult:
     def summary(self) -> str:
         lines = [f"{self.case_id}: {self.verdict.value}" + (f" ({self.reason})" if self.reason else "")]
         lines += [f"  {f.describe()}" for f in self.failures()]
+        for step in self.steps:
+            if step.diff:
+                lines += [f"  diff of step '{step.title}':"] + [f"    {d}" for d in step.diff.splitlines()]
         return "\n".join(lines)
 
 
@@ -135,11 +172,15 @@ class Engine:
         started = self.clock()
         line = getattr(step, "line", None)
         with self.reporter.step(title) as rstep:
+            state.last_received = None
             findings = self._step_findings(step, state, mctx, line)
             verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
+            diff = mismatch_diff(findings, state.last_received) if verdict == Verdict.FAIL else ""
+            if diff:
+                self.reporter.attach_text("diff: expected vs received", diff)
             rstep.finish(verdict, findings)
         return StepOutcome(title, list(step.get("flow") or []), verdict, findings,
-                           (self.clock() - started) * 1000.0)
+                           (self.clock() - started) * 1000.0, diff)
 
     def _template_context(self, state: CaseState, extra: dict | None = None) -> TemplateContext:
         return TemplateContext(pixit=self.profile.pixit, pics=self.profile.pics, user=state.user,
@@ -184,7 +225,25 @@ class Engine:
             except LookupError as exc:
                 findings.append(Finding(Verdict.FAIL, f"save {var}", "a value to save", "nothing",
                                         message=str(exc), line=getattr(selector, "line", None)))
+            else:
+                self._attach_if_jwt(var, state.saved[var])
+        if name == "forge_token" and isinstance(received, dict):
+            self._attach_if_jwt("forged token", received.get("token"))
         return findings
+
+    def _attach_if_jwt(self, name: str, value) -> None:
+        """Decoded JWTs (access tokens, forged tokens) go into the report next to their step."""
+        from conformance.codec import jwt as jwt_codec
+
+        if not isinstance(value, str) or value.count(".") != 2:
+            return
+        try:
+            header, claims = jwt_codec.decode_unverified(value)
+        except jwt_codec.JwtError:
+            return
+        attach = getattr(self.reporter, "attach_jwt", None)
+        if attach is not None:
+            attach(f"JWT {name} (decoded)", header, claims)
 
     def _timeout_s(self, step: dict) -> float:
         ms = step.get("timeout_ms") or self.profile.pixit.get("timeouts", {}).get("step_ms", 5000)

@@ -79,16 +79,30 @@ def test_unreachable_sut_is_inconclusive_not_a_crash(tmp_path, refnet_factory):
     assert result.verdict == Verdict.INCONCLUSIVE, result.summary()
 
 
+@pytest.fixture
+def flow_catalog(tmp_path) -> str:
+    """The two flow cases and the fragments, copied: the CLI tests do not depend on the rest of the
+    catalog."""
+    import shutil
+
+    cat = tmp_path / "catalog" / "testcases"
+    shutil.copytree(REPO / "testcases" / "fragments", cat / "fragments")
+    (cat / "flow").mkdir(parents=True)
+    for case in (RELAY, DIRECT):
+        shutil.copy(case, cat / "flow" / case.name)
+    return str(cat)
+
+
 def cli(*args, cwd=REPO, timeout=300):
     return subprocess.run([sys.executable, "-m", "conformance.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
 
 
-def test_cli_run_exit_codes_verdicts_and_redaction(refnet_factory, tmp_path):
+def test_cli_run_exit_codes_verdicts_and_redaction(refnet_factory, tmp_path, flow_catalog):
     good = write_profile(refnet_factory(), tmp_path, "good.yaml")
     results = tmp_path / "allure-results"
     proc = cli("run", "--profile", str(good), "--alluredir", str(results), "--workdir", str(tmp_path / "w"),
-               "-k", "TP_FLOW_REG_001 or TP_FLOW_REG_002")
+               "--catalog", flow_catalog)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     verdicts = json.loads((tmp_path / "w" / "verdicts-main.json").read_text())["results"]
     assert {r["id"]: r["verdict"] for r in verdicts} == {"TP_FLOW_REG_001": "pass",
@@ -99,7 +113,7 @@ def test_cli_run_exit_codes_verdicts_and_redaction(refnet_factory, tmp_path):
 
     bad = write_profile(refnet_factory(faults=["scscf-no-service-route"]), tmp_path, "bad.yaml")
     proc = cli("run", "--profile", str(bad), "--alluredir", str(tmp_path / "r2"), "--workdir", str(tmp_path / "w2"),
-               "-k", "TP_FLOW_REG_001")
+               "--catalog", flow_catalog, "-k", "TP_FLOW_REG_001")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Service-Route" in proc.stdout
 
@@ -112,3 +126,22 @@ def test_cli_validate_rejects_a_broken_case_with_its_line(tmp_path):
     proc = cli("validate", str(tmp_path / "testcases"))
     assert proc.returncode == 2
     assert "TP_X.yaml:9:5" in proc.stdout, proc.stdout
+
+
+def test_expected_deviation_turns_a_known_failure_into_xfail_and_goes_stale_loudly(refnet_factory, tmp_path,
+                                                                                   flow_catalog):
+    faulty = write_profile(refnet_factory(faults=["scscf-no-service-route"]), tmp_path, "faulty.yaml")
+    (tmp_path / "deviations.yaml").write_text(
+        "- id: TP_FLOW_REG_001\n  reason: Service-Route not sent before release 2.0\n  verdict: fail\n")
+    faulty.write_text(faulty.read_text() + "expected_deviations: deviations.yaml\n")
+    proc = cli("run", "--profile", str(faulty), "--alluredir", str(tmp_path / "r"), "--workdir", str(tmp_path / "w"),
+               "--catalog", flow_catalog, "-k", "TP_FLOW_REG_001")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "xfail" in proc.stdout.lower() and "Service-Route not sent" in proc.stdout
+
+    fixed = write_profile(refnet_factory(), tmp_path, "fixed.yaml")
+    fixed.write_text(fixed.read_text() + "expected_deviations: deviations.yaml\n")
+    proc = cli("run", "--profile", str(fixed), "--alluredir", str(tmp_path / "r2"), "--workdir", str(tmp_path / "w2"),
+               "--catalog", flow_catalog, "-k", "TP_FLOW_REG_001")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "remove it from the deviations file" in proc.stdout
