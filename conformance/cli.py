@@ -123,7 +123,9 @@ def cmd_run(args) -> int:
     for old in workdir.glob("verdicts-*.json"):
         old.unlink()
     argv = [str(args.catalog), "--profile", args.profile, "--alluredir", args.alluredir, "--clean-alluredir",
-            "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEsx"]
+            "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEsx",
+            # the CLI imported conformance before pytest loads it as a plugin: nothing to rewrite
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if args.k:
         argv += ["-k", args.k]
     for node in args.sut or []:

@@ -217,7 +217,11 @@ def pytest_sessionstart(session):
         return  # xdist workers use the network their controller started; offline needs none
     from conformance.run import reference
 
-    config._ims_refnet = reference.ensure_up(_profile(config))
+    profile = _profile(config)
+    config._ims_refnet = reference.ensure_up(profile)
+    factory = _capture_factory(config, profile)
+    if factory is not None:  # sniff from the start: later cases may reuse connections opened now
+        factory.ensure_started(Path(config.getoption("--ims-workdir")) / "harness.keylog")
 
 
 def pytest_sessionfinish(session, exitstatus):

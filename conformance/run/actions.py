@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from conformance.codec import jwt as jwt_codec
-from conformance.events import HttpExchange, Nothing, SipReceived
+from conformance.events import HttpExchange, Nothing, SipReceived, WsHandshake
 from conformance.run import sip_templates
 from conformance.run.state import CaseState
 
@@ -150,7 +150,12 @@ def _ws_connect(spec: dict, state: CaseState, env: ActionEnv):
                                             headers=spec.get("headers") or {}, cookie=cookie,
                                             ssl_context=ctx, timeout_s=env.timeout_s)
     except ConnectionError as exc:
-        raise SutUnreachable(f"WebSocket {url}: {exc}") from exc
+        if getattr(exc, "kind", "connect") == "connect":
+            raise SutUnreachable(f"WebSocket {url}: {exc}") from exc
+        # The SUT accepted the connection and then gave no handshake answer (TLS failure, close,
+        # silence): an observable outcome the expectations judge, not an unreachable SUT.
+        handshake = WsHandshake(url=url, status=None, error=f"no handshake answer: {exc}")
+        conn = None
     env.reporter.attach_handshake(handshake)
     if conn is not None:
         state.ws[name] = conn
@@ -262,8 +267,27 @@ def _forge_token(spec: dict, state: CaseState, env: ActionEnv) -> dict:
     return {"token": token}
 
 
+MAX_WAIT_MS = 60_000.0
+
+
+class TooLong(Exception):
+    """A wait the test case asks for is longer than it allows: nothing to observe (inconclusive)."""
+
+
 def _wait(spec: dict, state: CaseState, env: ActionEnv):
-    ms = min(float(spec.get("ms", 0)), 60_000.0)  # bounded whatever the YAML says
+    ms = float(spec.get("ms", 0))
+    if "until_exp" in spec:  # until a token has expired (its exp claim, plus one second of slack)
+        try:
+            _, claims = jwt_codec.decode_unverified(str(spec["until_exp"]))
+            exp = float(claims["exp"])
+        except (jwt_codec.JwtError, KeyError, TypeError, ValueError) as exc:
+            raise StepError(f"wait.until_exp needs a JWT with an exp claim: {exc}") from exc
+        ms = max(0.0, (exp + 1.0 - time.time()) * 1000.0)
+        limit = float(spec.get("max_ms", 10_000))
+        if ms > limit:
+            raise TooLong(f"the token expires in {ms / 1000:.0f} s, longer than max_ms {limit:.0f} ms allows "
+                          "(shorten the token lifetime of the SUT for this test)")
+    ms = min(ms, MAX_WAIT_MS)  # bounded whatever the YAML says
     time.sleep(ms / 1000.0)
     return Nothing(ms)
 

@@ -20,7 +20,7 @@ def analyze(capture: Path, profile, *, keylogs: list[Path], case_ids: list[str],
         old.unlink()
     argv = [str(catalog), "--profile", str(profile.path), "--ims-analyze", str(capture), "--alluredir",
             str(alluredir), "--clean-alluredir", "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q",
-            "-rfEsx"]
+            "-rfEsx", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     for k in keylogs:
         argv += ["--ims-keylog", str(k)]
     if user:

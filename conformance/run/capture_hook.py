@@ -26,6 +26,10 @@ def _resolve(profile, p: str) -> Path:
     return path if path.is_absolute() else Path(profile.base_dir) / path
 
 
+def _stream(pkt) -> frozenset:
+    return frozenset(((pkt.src, pkt.sport), (pkt.dst, pkt.dport)))
+
+
 def _safe(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", case_id)
 
@@ -47,7 +51,9 @@ class CaptureFactory:
     def _keylogs(self, harness_keylog: Path) -> list[Path]:
         return [harness_keylog] + [_resolve(self.profile, k) for k in self.profile.pixit.get("sut_keylogs") or []]
 
-    def start(self, tc, harness_keylog: Path):
+    def ensure_started(self, harness_keylog: Path) -> None:
+        """Start the session's sniffer (idempotent). The plugin calls it at session start, before
+        any test case, so connections a SUT keeps open from the first case on are decryptable."""
         from conformance.capture import CaptureSession
 
         if self.session is None:
@@ -56,6 +62,12 @@ class CaptureFactory:
             self.session = CaptureSession(self.profile.pixit, self._keylogs(harness_keylog), self.interfaces,
                                           0, sniffer_factory=self.sniffer_factory, workdir=workdir)
             self.session.start()
+            self._scanned = 0  # records of the session already scanned into packets
+            self._packets: list = []
+            self._streams: dict = {}  # TCP stream -> its packets, in capture order
+
+    def start(self, tc, harness_keylog: Path):
+        self.ensure_started(harness_keylog)
         return {"t0": time.time(), "keylogs": self._keylogs(harness_keylog)}
 
     def close(self) -> None:
@@ -63,32 +75,56 @@ class CaptureFactory:
             self.session.stop()
             self.session = None
 
-    def window(self, tc, started: dict):
-        """The CaptureResult of one test case: [t0, now + settle] of the session capture."""
-        from conformance.capture import CaptureResult, analyze_records
+    def _settle(self, settle_ms: int) -> None:
+        """Wait for the last answers to reach the sniffer: until 100 ms pass with no new packet,
+        at most settle_ms (a fixed sleep would cost every test case the whole settle time)."""
+        deadline = time.monotonic() + settle_ms / 1000.0
+        seen, quiet_since = len(self.session.records), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.025)
+            now_seen = len(self.session.records)
+            if now_seen != seen:
+                seen, quiet_since = now_seen, time.monotonic()
+            elif time.monotonic() - quiet_since >= 0.1:
+                return
+
+    def _scan_new(self) -> None:
+        """Scan each captured record once; index TCP packets by stream."""
         from conformance.capture.packets import Scanner
+
+        records = self.session.records
+        new = records[self._scanned:len(records)]
+        self._scanned += len(new)
+        for pkt in Scanner(None).scan(sorted(new, key=lambda r: r[0])):
+            self._packets.append(pkt)
+            if pkt.proto == 6:
+                self._streams.setdefault(_stream(pkt), []).append(pkt)
+
+    def window(self, tc, started: dict):
+        """The CaptureResult of one test case: [t0, now after settling] of the session capture."""
+        from conformance.capture import CaptureResult, analyze_records
         from conformance.capture.timeline import Timeline
 
-        settle = int((tc.capture or {}).get("settle_ms", self.settle_ms))
-        time.sleep(settle / 1000.0)  # let the last answers of the test reach the sniffer
+        self._settle(int((tc.capture or {}).get("settle_ms", self.settle_ms)))
         t0, t1 = started["t0"], time.time()
         session = self.session
         if session.error and not session.records:
             return CaptureResult(Timeline(t_start=t0, t_end=t1, problems=[session.error]), None, session.error)
-        records = sorted(list(session.records), key=lambda r: r[0])
-        records = [r for r in records if r[0] <= t1]
-        # every packet of the TCP streams seen in the window (their handshakes may be older)
-        streams = set()
-        for pkt in Scanner(None).scan(r for r in records if r[0] >= t0):
-            if pkt.proto == 6:
-                streams.add(frozenset(((pkt.src, pkt.sport), (pkt.dst, pkt.dport))))
-        kept = []
-        for pkt in Scanner(None).scan(records):
-            if pkt.ts >= t0 or frozenset(((pkt.src, pkt.sport), (pkt.dst, pkt.dport))) in streams:
-                kept.append((pkt.ts, pkt.linktype, pkt.frame, pkt.iface))
+        self._scan_new()
+        in_window = []
+        for pkt in reversed(self._packets):  # the window is at the end of the session
+            if pkt.ts < t0 - 1.0:  # records of several interfaces may interleave a little
+                break
+            if t0 <= pkt.ts <= t1:
+                in_window.append(pkt)
+        streams = {_stream(p) for p in in_window if p.proto == 6}
+        # every packet of the TCP streams seen in the window: their handshakes may be older
+        kept = {id(p): p for key in streams for p in self._streams.get(key, ()) if p.ts <= t1}
+        kept.update((id(p), p) for p in in_window)
+        records = sorted(((p.ts, p.linktype, p.frame, p.iface) for p in kept.values()), key=lambda r: r[0])
         out = self.workdir / "captures" / f"{_safe(tc.id)}.pcapng"
-        result = analyze_records(kept, self.profile.pixit, started["keylogs"], pcapng_out=out, t_window=(t0, t1),
-                                 interfaces=self.interfaces)
+        result = analyze_records(records, self.profile.pixit, started["keylogs"], pcapng_out=out,
+                                 t_window=(t0, t1), interfaces=self.interfaces)
         result.timeline.items = [i for i in result.timeline.items if t0 <= i.t <= t1]
         result.timeline.observable_nodes = session.observable_nodes()
         result.error = session.error

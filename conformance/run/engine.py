@@ -198,6 +198,8 @@ class Engine:
             received = actions.run(name, spec, state, actions.ActionEnv(
                 profile=self.profile, reporter=self.reporter, timeout_s=timeout_s,
                 template_context=lambda extra=None: self._template_context(state, extra)))
+        except actions.TooLong as exc:
+            return [Finding(Verdict.INCONCLUSIVE, name, "a bounded wait", "too long", message=str(exc), line=line)]
         except actions.SutUnreachable as exc:
             return [Finding(Verdict.INCONCLUSIVE, name, "a reachable SUT", "unreachable", message=str(exc), line=line)]
         except actions.StepError as exc:

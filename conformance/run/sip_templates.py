@@ -65,11 +65,12 @@ def build(spec: dict, state, env, transport_vars: dict | None = None) -> bytes:
             msg.headers.remove(name)
         else:
             msg.headers.set(name, str(value))
-    for name, value in (spec.get("add_headers") or {}).items():
-        msg.headers.add(name, str(value))
+    # before add_headers, so a case can add a second Authorization next to the Bearer one
     if spec.get("bearer") is not None:  # the credential in the syntax the profile's PICS chose
         msg.headers.set("Authorization", bearer_value(str(spec["bearer"]), env.profile.pics.get(
             "sip.bearer_syntax", "rfc8898")))
+    for name, value in (spec.get("add_headers") or {}).items():
+        msg.headers.add(name, str(value))
     if spec.get("body") is not None:
         msg.body = str(spec["body"]).encode()
     return msg.serialize()

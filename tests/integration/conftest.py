@@ -56,10 +56,12 @@ class RefnetFactory:
         self.state_dirs: list[str] = []
 
     def __call__(self, faults=(), signalling="relay", verify="introspection", bearer_syntax="rfc8898",
-                 core_transport="udp", nodes=None, pin=False, **options) -> Network:
+                 core_transport="udp", nodes=None, pin=False, fresh: str = "", **options) -> Network:
+        """`fresh`: a name that gives the caller its own network (nothing else has talked to it,
+        e.g. for a capture that must see every TLS handshake)."""
         nodes = tuple(nodes or available_nodes())
         key = (tuple(sorted(faults)), signalling, verify, bearer_syntax, core_transport, nodes,
-               tuple(sorted(options.items())))
+               tuple(sorted(options.items())), fresh)
         if key not in self.live:
             opts = Options(signalling=signalling, verify=verify, bearer_syntax=bearer_syntax,
                            core_transport=core_transport, **options)

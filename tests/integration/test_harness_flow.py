@@ -99,7 +99,7 @@ def cli(*args, cwd=REPO, timeout=300):
 
 
 def test_cli_run_exit_codes_verdicts_and_redaction(refnet_factory, tmp_path, flow_catalog):
-    good = write_profile(refnet_factory(), tmp_path, "good.yaml")
+    good = write_profile(refnet_factory(fresh="cli"), tmp_path, "good.yaml")
     results = tmp_path / "allure-results"
     proc = cli("run", "--profile", str(good), "--alluredir", str(results), "--workdir", str(tmp_path / "w"),
                "--catalog", flow_catalog)
@@ -111,7 +111,7 @@ def test_cli_run_exit_codes_verdicts_and_redaction(refnet_factory, tmp_path, flo
     assert "thirdparty-webrtc-app-secret" not in written and "refnet-admin-token" not in written
     assert (results / "environment.properties").read_text().count("PICS.signalling.path=relay") == 1
 
-    bad = write_profile(refnet_factory(faults=["scscf-no-service-route"]), tmp_path, "bad.yaml")
+    bad = write_profile(refnet_factory(faults=["scscf-no-service-route"], fresh="cli"), tmp_path, "bad.yaml")
     proc = cli("run", "--profile", str(bad), "--alluredir", str(tmp_path / "r2"), "--workdir", str(tmp_path / "w2"),
                "--catalog", flow_catalog, "-k", "TP_FLOW_REG_001")
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -130,7 +130,8 @@ def test_cli_validate_rejects_a_broken_case_with_its_line(tmp_path):
 
 def test_expected_deviation_turns_a_known_failure_into_xfail_and_goes_stale_loudly(refnet_factory, tmp_path,
                                                                                    flow_catalog):
-    faulty = write_profile(refnet_factory(faults=["scscf-no-service-route"]), tmp_path, "faulty.yaml")
+    faulty = write_profile(refnet_factory(faults=["scscf-no-service-route"], fresh="deviation"), tmp_path,
+                           "faulty.yaml")
     (tmp_path / "deviations.yaml").write_text(
         "- id: TP_FLOW_REG_001\n  reason: Service-Route not sent before release 2.0\n  verdict: fail\n")
     faulty.write_text(faulty.read_text() + "expected_deviations: deviations.yaml\n")
@@ -139,7 +140,7 @@ def test_expected_deviation_turns_a_known_failure_into_xfail_and_goes_stale_loud
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "xfail" in proc.stdout.lower() and "Service-Route not sent" in proc.stdout
 
-    fixed = write_profile(refnet_factory(), tmp_path, "fixed.yaml")
+    fixed = write_profile(refnet_factory(fresh="deviation"), tmp_path, "fixed.yaml")
     fixed.write_text(fixed.read_text() + "expected_deviations: deviations.yaml\n")
     proc = cli("run", "--profile", str(fixed), "--alluredir", str(tmp_path / "r2"), "--workdir", str(tmp_path / "w2"),
                "--catalog", flow_catalog, "-k", "TP_FLOW_REG_001")
