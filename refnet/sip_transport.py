@@ -79,10 +79,12 @@ def make_response(req: Request, status: int, reason: str, headers: list[tuple[st
 
 
 def can_answer(msg: Request | Response | None) -> bool:
-    """A response needs a request (not ACK) with Via, From, To, Call-ID and CSeq to copy (8.2.6.2)."""
+    """A request (not ACK) with a Via to send the answer along. 8.2.6.2 copies From, To, Call-ID
+    and CSeq when present; a request missing them still gets its 400 (RFC 4475 3.3.1: a message
+    without Call-ID, From or To is answered 400, not dropped), which names what is missing."""
     if not isinstance(msg, Request) or msg.method == "ACK":
         return False
-    return all(name in msg.headers for name in ("Via", "From", "To", "Call-ID", "CSeq"))
+    return "Via" in msg.headers
 
 
 def check(data: bytes, *, stream: bool = False) -> tuple[Request | Response | None, Response | None]:

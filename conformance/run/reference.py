@@ -35,7 +35,8 @@ def network_config(profile):
                         bearer_syntax=pics.get("sip.bearer_syntax", "rfc8898"),
                         verify=pics.get("wsf.verify", "introspection"),
                         core_transport=pics.get("core.transport", "udp"),
-                        wsf_url_member=bool(pics.get("token.wsf_url_member", True))),
+                        wsf_url_member=bool(pics.get("token.wsf_url_member", True)),
+                        token_lifetime_s=int(ref.get("token_lifetime_s", 300))),
         faults=list(ref.get("faults") or []),
     )
     users = profile.pixit.get("users", {}).get("provisioning") or {}

@@ -37,7 +37,8 @@ DOC = REPO / "docs" / "fault-matrix.md"
 VARIANTS: dict[str, dict] = {
     "relay": {},
     "direct": {"signalling": "direct"},
-    "local_jwt": {"verify": "local_jwt"},
+    # short-lived tokens, so a case can wait for one to expire (wsf-accept-expired)
+    "local_jwt": {"verify": "local_jwt", "token_lifetime_s": 5},
     "tcp": {"core_transport": "tcp"},
     "ts24371": {"signalling": "direct", "bearer_syntax": "ts24371"},
 }

@@ -35,13 +35,14 @@ def main() -> int:
     p.add_argument("--verify", default="introspection")
     p.add_argument("--bearer-syntax", default="rfc8898")
     p.add_argument("--core-transport", default="udp")
+    p.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime (s) of the AS")
     p.add_argument("--pics", action="append", default=[], help="extra PICS answer NAME=VALUE")
     p.add_argument("--no-capture", action="store_true")
     a = p.parse_args()
     d = Path(tempfile.mkdtemp(prefix="try-case-"))
     cfg = NetworkConfig(str(d / "state"), endpoints=free_endpoints(prefer_defaults=False), faults=a.fault,
                         options=Options(signalling=a.signalling, verify=a.verify, bearer_syntax=a.bearer_syntax,
-                                        core_transport=a.core_transport))
+                                        core_transport=a.core_transport, token_lifetime_s=a.token_lifetime))
     net = start(cfg)
     worst = 0
     factory = None
