@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import hmac
+import io
 import json
 import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -178,12 +180,22 @@ class Server(AuthorizationServer):
         self.cfg, self.faults, self.store = cfg, faults, store
         self.signer = Signer(cfg)
         self.client_secrets = VerifiedSecrets()
-        super().__init__(app, query_client=self._query_client_row, save_token=lambda token, req: None)
+        super().__init__(app, query_client=self._query_client_row, save_token=self._link_token_to_code)
         self.register_token_generator("default", self._generate_token)
 
     def _query_client_row(self, client_id):
         row = self.store.client(client_id) if isinstance(client_id, str) else None
         return Client(row, self.faults.on("as-redirect-uri-loose"), self.client_secrets) if row else None
+
+    def _link_token_to_code(self, token: dict, request) -> None:
+        """Tokens are stored when issued; here the code grant's token is tied to its code."""
+        payload = getattr(request, "payload", None)
+        data = getattr(payload, "data", None) or getattr(request, "form", None) or {}
+        code = data.get("code") if hasattr(data, "get") else None
+        if code and token.get("access_token"):
+            jti = claims_of(token["access_token"]).get("jti")
+            if jti:
+                self.store.link_code_token(code, jti)
 
     def issue_access_token(self, client_id: str, web_id: str, scope: str) -> str:
         cfg, faults = self.cfg, self.faults
@@ -527,15 +539,56 @@ def _check_user_body(body) -> str | None:
 
 # -- TLS WSGI server ---------------------------------------------------------------------------
 class _Handler(WSGIRequestHandler):
+    """werkzeug's request handler with TLS in the connection's thread and persistent connections.
+
+    werkzeug's server sends `Connection: close` on every response: it cannot tell a request body
+    the application left unread from the next request. Here a Content-Length body (at most
+    MAX_BODY) is read before the application runs, so the connection can carry the next request
+    (RFC 9112 9.3): the WSF's introspections (steps 15-16) reuse one TLS connection instead of
+    paying a handshake per REGISTER. A chunked or oversized body, several Content-Length fields
+    or HTTP/1.0 keep werkzeug's behaviour (read what is left, then close)."""
+
     timeout = 30  # seconds a connection may stay idle (socket timeout)
+    _body_consumed = False
 
     def handle(self):
+        # werkzeug writes the status line and headers, then the body: two TLS records. Without
+        # TCP_NODELAY, Nagle holds the second one back until the client's delayed ACK (~40 ms),
+        # which a persistent connection would pay on every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:  # the TLS handshake runs here, in the connection's thread, not in accept()
             self.connection.do_handshake()
         except (ssl.SSLError, OSError) as exc:
             log.info("TLS handshake with %s failed: %s", self.client_address[0], exc)
             return
         super().handle()
+
+    def _read_body(self) -> bytes | None:
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        if self.request_version != "HTTP/1.1" or "Transfer-Encoding" in self.headers or len(lengths) != 1:
+            return None
+        length = lengths[0].strip()
+        if not length.isdigit() or int(length) > MAX_BODY:  # too large: the app answers 413, then close
+            return None
+        body = self.rfile.read(int(length))  # bounded by `timeout` per read
+        return body if len(body) == int(length) else None
+
+    def run_wsgi(self):
+        body = self._read_body()
+        self._body_consumed = body is not None
+        if not self._body_consumed:
+            return super().run_wsgi()
+        socket_file, self.rfile = self.rfile, io.BytesIO(body)  # wsgi.input; werkzeug's drain finds nothing
+        try:
+            return super().run_wsgi()
+        finally:
+            self.rfile = socket_file
+
+    def send_header(self, keyword, value):
+        if (keyword.lower() == "connection" and value.lower() == "close" and self._body_consumed
+                and not self.close_connection):  # close_connection: the client asked to close
+            return
+        super().send_header(keyword, value)
 
     def log_request(self, code="-", size="-"):  # plain text (werkzeug adds ANSI colours)
         log.info('%s "%s" %s', self.client_address[0], self.requestline, getattr(code, "value", code))

@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS bindings (
     path       TEXT NOT NULL,     -- JSON list of the Path header values, in order
     PRIMARY KEY (aor, key)
 );
+-- every REGISTER first deletes the expired bindings: an index keeps that from scanning them all
+CREATE INDEX IF NOT EXISTS bindings_expiry ON bindings (expires_at);
 """
 
 

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS codes (
 CREATE TABLE IF NOT EXISTS tokens (
     jti TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE, web_id TEXT NOT NULL, client_id TEXT NOT NULL,
     scope TEXT NOT NULL, iat INTEGER NOT NULL, exp INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS code_tokens (code TEXT NOT NULL, jti TEXT NOT NULL);
 """
 
 # scrypt parameters (RFC 7914): N=2^14, r=8, p=1 is the interactive-login recommendation.
@@ -217,6 +218,10 @@ class Store:
                              (code, client_id, time.time())).fetchone()
             if row is not None:
                 db.execute("UPDATE codes SET used = 1 WHERE code = ?", (code,))
+            elif not allow_reuse:
+                # RFC 6749 4.1.2: a replayed code SHOULD revoke the tokens issued with it
+                db.execute("UPDATE tokens SET revoked = 1 WHERE jti IN (SELECT jti FROM code_tokens "
+                           "WHERE code = ?)", (code,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -231,6 +236,10 @@ class Store:
     def token_by_value(self, token: str) -> dict | None:
         row = self.db.execute("SELECT * FROM tokens WHERE token = ?", (token,)).fetchone()
         return dict(row) if row is not None else None
+
+    def link_code_token(self, code: str, jti: str) -> None:
+        """Remember which code a token was issued for (to revoke it if the code is replayed)."""
+        self.db.execute("INSERT INTO code_tokens VALUES (?, ?)", (code, jti))
 
     def revoke_token(self, jti: str) -> None:
         self.db.execute("UPDATE tokens SET revoked = 1 WHERE jti = ?", (jti,))
