@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import select
 import socket
 import ssl
 import time
@@ -179,6 +180,20 @@ def _handshake_event(url: str, sent: bytes, received: bytes, failure: Exception 
     )
 
 
+SEND_CHUNK = 16384
+
+
+def _peer_spoke(sock) -> bool:
+    """Data waits to be read (TLS-buffered or on the socket); never blocks."""
+    if getattr(sock, "pending", None) is not None and sock.pending():
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class WsConnection:
     """An open WebSocket: raw sends for negative cases, bounded receives decoded as SIP."""
 
@@ -210,9 +225,17 @@ class WsConnection:
         data = build_frame(payload, opcode, fin=fin, rsv=rsv, mask=masked)
         try:
             with self._ws.lock:
-                self._ws.sock.sendall(data)
+                sock = self._ws.sock
+                for i in range(0, len(data), SEND_CHUNK):
+                    # A peer refusing a large message (close 1009) answers before it is all sent;
+                    # sending on would make its TCP stack reset the connection and drop that close
+                    # frame unread. So a large frame goes in chunks, and stops when the peer speaks.
+                    if i and _peer_spoke(sock):
+                        return
+                    sock.sendall(data[i:i + SEND_CHUNK])
+                    if len(data) > SEND_CHUNK:
+                        time.sleep(0.005)
         except (OSError, AttributeError) as exc:  # sock None once websocket-client saw the close
-            self.closed = self.closed or WsClosed(None, f"send failed: {exc}")
             raise TransportError("closed", f"{self.peer}: {exc}") from exc
 
     def recv(self, timeout_s: float) -> SipReceived | Garbage | WsClosed | Nothing:

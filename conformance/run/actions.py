@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from conformance.codec import jwt as jwt_codec
-from conformance.events import HttpExchange, Nothing, SipReceived, WsHandshake
+from conformance.events import HttpExchange, Nothing, SipReceived, WsClosed, WsHandshake
 from conformance.run import sip_templates
 from conformance.run.state import CaseState
 
@@ -175,12 +175,27 @@ def _ws_send(spec: dict, state: CaseState, env: ActionEnv):
     if "size" in spec:  # pad to an exact size, for the oversized-message cases
         payload = (payload + "x" * int(spec["size"]))[: int(spec["size"])]
     data = payload.encode() if isinstance(payload, str) else payload
-    conn.send_frame(opcode=spec.get("opcode", "text"), payload=data, masked=spec.get("masked", True),
-                    fin=spec.get("fin", True))
     env.reporter.attach_bytes("WebSocket frame sent", data)
+    try:
+        conn.send_frame(opcode=spec.get("opcode", "text"), payload=data, masked=spec.get("masked", True),
+                        fin=spec.get("fin", True))
+    except ConnectionError as exc:
+        return _closed_while_sending(conn, env, exc)
     if spec.get("expect_response", True):
         return _receive(conn, env, "ws")
     return Nothing(0.0)
+
+
+def _closed_while_sending(conn, env: ActionEnv, exc: Exception):
+    """The SUT closed the connection while the harness was still sending (e.g. 1009 on an
+    oversized message): what it said before closing, if anything arrived, is the outcome."""
+    try:
+        event = conn.recv(min(env.timeout_s, 1.0))
+    except Exception:  # noqa: BLE001 - the socket is gone: only the close is left to report
+        event = None
+    if isinstance(event, WsClosed):
+        return event
+    return WsClosed(None, f"connection closed while sending: {exc}")
 
 
 def _ws_close(spec: dict, state: CaseState, env: ActionEnv):
@@ -236,11 +251,14 @@ def _sip_send(spec: dict, state: CaseState, env: ActionEnv):
     else:
         local = {} if over == "ws" else dict(zip(("local_host", "local_port"), conn.local_address))
         data = sip_templates.build(spec, state, env, {"transport": over.upper(), **local})
-    if over == "ws":
-        conn.send_text(data.decode("utf-8", "surrogateescape"))
-    else:
-        conn.send(data)
     env.reporter.attach_sip("sent", data)
+    try:
+        if over == "ws":
+            conn.send_text(data.decode("utf-8", "surrogateescape"))
+        else:
+            conn.send(data)
+    except ConnectionError as exc:
+        return _closed_while_sending(conn, env, exc)
     if spec.get("expect_response", True):
         return _receive(conn, env, over, spec.get("skip_provisional", True))
     return Nothing(0.0)

@@ -16,7 +16,6 @@ import pytest
 import websocket
 from test_refnet_wsf import (
     ALICE,
-    QUIET_S,
     WAIT_S,
     FakeCscf,
     exchange,

@@ -60,6 +60,7 @@ def main() -> int:
             rep = NullReporter()
             if factory is None and not a.no_capture:
                 factory = CaptureFactory(profile, d / "work")
+                factory.ensure_started(d / "work" / "harness.keylog")
             res = Engine(profile, reporter=rep, workdir=d / "work", capture_factory=factory).run(tc)
             print(res.summary())
             for title, h in rep.steps:
