@@ -186,8 +186,10 @@ def cmd_demo(args) -> int:
 
 # -- reference network -------------------------------------------------------------------------------
 def cmd_reference(args) -> int:
+    import os
+
     cmd = [sys.executable, "-m", "refnet", *args.refnet_args]
-    return subprocess.call(cmd)
+    return subprocess.call(cmd, env={**os.environ, "REFNET_PROG": "ims-conformance reference"})
 
 
 # -- analyze -----------------------------------------------------------------------------------------

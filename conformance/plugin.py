@@ -99,7 +99,8 @@ class TestCaseItem(pytest.Item):
         try:
             engine = Engine(profile, reporter=AllureReporter(profile.redactor),
                             workdir=Path(self.config.getoption("--ims-workdir")),
-                            capture_factory=_capture_factory(self.config, profile))
+                            capture_factory=_capture_factory(self.config, profile),
+                            no_capture_reason=_no_capture_reason(self.config, profile))
             if self.config.getoption("--ims-analyze"):
                 result = engine.analyze(self.tc, _offline_capture(self.config, profile), _offline_user(self.config))
             else:
@@ -159,11 +160,26 @@ def _offline_user(config) -> dict:
 _CAPTURE_KEY = pytest.StashKey[object]()
 
 
+def _no_capture_reason(config, profile) -> str:
+    if config.getoption("--no-capture-legs"):
+        return "capture switched off (--no-capture)"
+    if not (profile.pixit.get("capture") or {}).get("enabled", False):
+        return "capture is disabled in the profile (pixit.capture.enabled)"
+    if hasattr(config, "workerinput"):
+        return ("capture is not isolated between parallel workers (-n): run the capture test cases "
+                "without -n")
+    return ""
+
+
 def _capture_factory(config, profile):
     """One per session: the sniffer runs from the first capturing test case to the end."""
     if config.getoption("--no-capture-legs"):
         return None
     if not (profile.pixit.get("capture") or {}).get("enabled", False):
+        return None
+    if hasattr(config, "workerinput"):
+        # Parallel workers share the network's legs: a time window would mix their test cases'
+        # messages. Capture assertions are inconclusive under -n, never a guess (docs/capture.md).
         return None
     if _CAPTURE_KEY not in config.stash:
         from conformance.run.capture_hook import CaptureFactory

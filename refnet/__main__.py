@@ -4,6 +4,7 @@ lists the named faults (name, node, the requirement it breaks)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .config import NODES
@@ -12,7 +13,9 @@ from .launcher import NodeFailed, add_up_arguments, config_from_args, format_fau
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m refnet", description="TR 23.701 reference network")
+    # `ims-conformance reference` runs this module; it names itself so usage messages read right
+    prog = os.environ.get("REFNET_PROG", "python -m refnet")
+    parser = argparse.ArgumentParser(prog=prog, description="TR 23.701 reference network")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start all nodes in the foreground; Ctrl-C stops them")
     add_up_arguments(up)

@@ -102,12 +102,13 @@ def _error(subject: str, message: str, line: int | None = None) -> Finding:
 
 class Engine:
     def __init__(self, profile: Any, *, reporter: Reporter | None = None, workdir: Path | None = None,
-                 capture_factory=None, clock=time.monotonic):
+                 capture_factory=None, no_capture_reason: str = "", clock=time.monotonic):
         self.profile = profile
         self.reporter = reporter or NullReporter()
         self.workdir = Path(workdir or ".ims-conformance")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.capture_factory = capture_factory
+        self.no_capture_reason = no_capture_reason or "capture is disabled in the profile or not available"
         self.clock = clock
         self.identities = identities.IdentityProvider(profile)
 
@@ -275,7 +276,7 @@ class Engine:
             return []
         if capture is None:
             return [Finding(Verdict.INCONCLUSIVE, "capture", "the legs captured", "capture disabled",
-                            message="capture is disabled in the profile or not available")]
+                            message=self.no_capture_reason)]
         try:
             return self.capture_factory.finish(tc, capture, mctx, self.reporter,
                                                lambda obj: render(obj, self._template_context(state)))
