@@ -78,6 +78,8 @@ class TestCaseItem(pytest.Item):
         self.add_marker(testcase.kind)
         self.add_marker(pytest.mark.sut(testcase.sut))
         self.extra_keyword_matches.update([testcase.kind, testcase.sut, *(testcase.tags or [])])
+        if testcase.capture:  # `-k "not capture"` selects what can run in parallel (-n)
+            self.extra_keyword_matches.add("capture")
 
     def setup(self):
         from conformance.report.allure import label_case
