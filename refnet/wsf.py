@@ -427,14 +427,15 @@ class Wsf:
                 self.core.reply(source, make_response(msg, 501, "Not Implemented (the reference WSF "
                                                                 "routes no requests to UEs)").serialize())
             return
-        txn = self.transactions.get(msg.branch or "")
+        branch = msg.branch  # parsed from the top Via on every access: once is enough
+        txn = self.transactions.get(branch or "")
         if txn is None:
             return  # a late or stray response (17.1.3: no matching transaction)
         top = parse_via(msg.headers.get("Via"))
         if top.host != self.core.host:
             return
         if msg.status >= 200:
-            self.transactions.pop(msg.branch, None)
+            self.transactions.pop(branch, None)
             txn.cancel()
         else:  # provisional: stop retransmitting, keep waiting for the final response
             for t in txn.timers[1:]:
