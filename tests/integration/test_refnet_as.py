@@ -116,6 +116,33 @@ def test_tls_certificate_valid_by_ip_and_name(net):
     assert net.cfg.keylog("as").read_text().count("CLIENT_") > 0  # NSS key log written by the AS
 
 
+def test_introspection_connections_persist_and_close_on_request(net):
+    """The WSF reuses one TLS connection for steps 15-16 (RFC 9112 9.3): two POSTs answered on one
+    connection, then `Connection: close` honoured."""
+    ep, cfg = net.cfg.endpoints["as"], net.cfg
+    basic = base64.b64encode(f"{cfg.wsf_client_id}:{cfg.wsf_client_secret}".encode()).decode()
+    body = b"token=unknown&token_type_hint=access_token"
+
+    def request(close: bool) -> bytes:
+        return (f"POST /introspect HTTP/1.1\r\nHost: {ep.host}:{ep.port}\r\nAuthorization: Basic {basic}\r\n"
+                f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+                + ("Connection: close\r\n" if close else "") + "\r\n").encode() + body
+
+    ctx = ssl.create_default_context(cafile=str(cfg.ca_file))
+    with socket.create_connection((ep.host, ep.port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname=ep.host) as tls:
+        tls.sendall(request(False) + request(True))  # pipelined on one connection
+        data = b""
+        while True:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answers = data.count(b"HTTP/1.1 200")
+    assert answers == 2, data[:400]
+    assert data.count(b'"active": false') + data.count(b'"active":false') == 2
+
+
 # -- steps 4-10 ---------------------------------------------------------------------------------------
 def test_authorization_page_is_a_login_and_consent_form(net, refnet_helpers):
     _, challenge = refnet_helpers.pkce()
