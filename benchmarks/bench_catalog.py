@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,16 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe  # noqa: E402 - benchmarks/machine.py, run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def machine() -> str:
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    m = describe()
+    return f"{m['platform']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}"
 
 
 def run_once(extra: list[str]) -> tuple[float, dict, int]:

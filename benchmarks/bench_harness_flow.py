@@ -33,12 +33,10 @@ Exit status 1 when a run failed its sanity checks, or with --strict when the goa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import shutil
@@ -56,6 +54,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))  # profiles.py: the prof
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import handwritten_flow  # noqa: E402
+from machine import describe  # noqa: E402 - benchmarks/machine.py, run as a script
 
 from conformance.model.profile import load_profile  # noqa: E402
 from conformance.model.testcase import load_testcase  # noqa: E402
@@ -82,15 +81,7 @@ class SanityError(AssertionError):
 
 
 def machine() -> dict:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"platform": platform.platform(), "cpu": model, "cores": os.cpu_count(),
-            "usable_cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "loadavg_at_start": os.getloadavg()[0]}
+    return describe()
 
 
 # -- what one run is -------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import secrets
 import ssl
@@ -44,6 +43,8 @@ from yarl import URL
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import describe  # noqa: E402 - benchmarks/machine.py, run as a script
 
 from refnet.config import NetworkConfig, Options  # noqa: E402
 from refnet.launcher import Network, free_endpoints, start  # noqa: E402
@@ -64,16 +65,8 @@ class BenchError(RuntimeError):
 # -- machine and CPU accounting ------------------------------------------------------------------
 
 def machine() -> dict:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"platform": platform.platform(), "cpu": model, "cores": os.cpu_count(),
-            "usable_cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "websockets": version("websockets"), "aiohttp": version("aiohttp"),
-            "werkzeug": version("werkzeug"), "authlib": version("authlib")}
+    return describe(websockets=version("websockets"), aiohttp=version("aiohttp"), werkzeug=version("werkzeug"),
+                    authlib=version("authlib"))
 
 
 def _proc_cpu_s(pid: int) -> float:
