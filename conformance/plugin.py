@@ -167,9 +167,6 @@ def _no_capture_reason(config, profile) -> str:
         return "capture switched off (--no-capture)"
     if not (profile.pixit.get("capture") or {}).get("enabled", False):
         return "capture is disabled in the profile (pixit.capture.enabled)"
-    if hasattr(config, "workerinput"):
-        return ("capture is not isolated between parallel workers (-n): run the capture test cases "
-                "without -n")
     return ""
 
 
@@ -179,14 +176,14 @@ def _capture_factory(config, profile):
         return None
     if not (profile.pixit.get("capture") or {}).get("enabled", False):
         return None
-    if hasattr(config, "workerinput"):
-        # Parallel workers share the network's legs: a time window would mix their test cases'
-        # messages. Capture assertions are inconclusive under -n, never a guess (docs/capture.md).
-        return None
     if _CAPTURE_KEY not in config.stash:
         from conformance.run.capture_hook import CaptureFactory
 
-        config.stash[_CAPTURE_KEY] = CaptureFactory.for_config(config, profile)
+        factory = CaptureFactory.for_config(config, profile)
+        # Parallel workers share the network's legs: a time window would mix the messages of
+        # test cases running at once, so each keeps only its own (conformance.capture.correlate).
+        factory.correlate = hasattr(config, "workerinput")
+        config.stash[_CAPTURE_KEY] = factory
     return config.stash[_CAPTURE_KEY]
 
 
@@ -230,13 +227,13 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionstart(session):
     config = session.config
-    if (not config.getoption("--profile") or hasattr(config, "workerinput")
-            or config.getoption("--ims-analyze")):
-        return  # xdist workers use the network their controller started; offline needs none
+    if not config.getoption("--profile") or config.getoption("--ims-analyze"):
+        return  # offline analysis needs no network
     from conformance.run import reference
 
     profile = _profile(config)
-    config._ims_refnet = reference.ensure_up(profile)
+    if not hasattr(config, "workerinput"):  # xdist workers use the network their controller started
+        config._ims_refnet = reference.ensure_up(profile)
     factory = _capture_factory(config, profile)
     if factory is not None:  # sniff from the start: later cases may reuse connections opened now
         factory.ensure_started(Path(config.getoption("--ims-workdir")) / "harness.keylog")

@@ -40,6 +40,8 @@ class CaptureFactory:
         self.workdir = Path(workdir)
         self.sniffer_factory = sniffer_factory
         self.session = None  # the session-wide CaptureSession, started on first use
+        # parallel workers share the legs: keep only the messages of the test case (capture.correlate)
+        self.correlate = False
         cap = profile.pixit.get("capture") or {}
         self.interfaces = cap.get("interfaces", ["lo"])
         self.settle_ms = int(cap.get("settle_ms", 300))
@@ -132,13 +134,19 @@ class CaptureFactory:
             result.timeline.problems.append(session.error)
         return result
 
-    def finish(self, tc, started, mctx, reporter, render) -> list[Finding]:
+    def finish(self, tc, started, mctx, reporter, render, markers: set[str] | None = None) -> list[Finding]:
         from conformance.capture import evaluate_capture
         from conformance.report.ladder import render_ladder
 
         result = self.window(tc, started)
         block = render(tc.capture)
         findings = evaluate_capture(block, result, mctx, self.profile.pixit)
+        if self.correlate:  # parallel run: judge only this test case's messages
+            from conformance.capture.correlate import for_case, unattributed
+
+            whole = findings
+            result.timeline.items = for_case(result.timeline.items, markers or set())
+            findings = unattributed(evaluate_capture(block, result, mctx, self.profile.pixit), whole)
         if result.pcapng_path:
             reporter.attach_file(f"{tc.id}.pcapng (TLS secrets embedded)", result.pcapng_path,
                                  "application/vnd.tcpdump.pcap")

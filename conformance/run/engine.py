@@ -100,6 +100,10 @@ def _error(subject: str, message: str, line: int | None = None) -> Finding:
     return Finding(Verdict.ERROR, subject, "a runnable step", "error", message=message, line=line)
 
 
+def _cookie_values(state: CaseState) -> list[str]:
+    return [c.value for c in state.http.session.cookies] if state.http is not None else []
+
+
 class Engine:
     def __init__(self, profile: Any, *, reporter: Reporter | None = None, workdir: Path | None = None,
                  capture_factory=None, no_capture_reason: str = "", clock=time.monotonic):
@@ -278,8 +282,11 @@ class Engine:
             return [Finding(Verdict.INCONCLUSIVE, "capture", "the legs captured", "capture disabled",
                             message=self.no_capture_reason)]
         try:
+            from conformance.capture.correlate import markers_of
+
             return self.capture_factory.finish(tc, capture, mctx, self.reporter,
-                                               lambda obj: render(obj, self._template_context(state)))
+                                               lambda obj: render(obj, self._template_context(state)),
+                                               markers_of(state.user, state.saved, _cookie_values(state)))
         except TemplateError as exc:
             return [_error("capture template", str(exc))]
         except Exception as exc:  # noqa: BLE001 - a capture bug is an error verdict with its traceback
