@@ -146,3 +146,21 @@ def test_expected_deviation_turns_a_known_failure_into_xfail_and_goes_stale_loud
                "--catalog", flow_catalog, "-k", "TP_FLOW_REG_001")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "remove it from the deviations file" in proc.stdout
+
+
+def test_parallel_workers_judge_only_their_own_captured_messages(refnet_factory, tmp_path, flow_catalog):
+    """-n 2 against one network: four registrations at once; each test case's capture checks see
+    its own legs only (no false fail from the others' REGISTERs), and a fault is still caught."""
+    flow = Path(flow_catalog) / "flow"
+    relay = (flow / RELAY.name).read_text()
+    for n in range(101, 105):
+        (flow / f"TP_FLOW_REG_{n}.yaml").write_text(relay.replace("TP_FLOW_REG_001", f"TP_FLOW_REG_{n}"))
+    for faults, expected, name in (([], "pass", "ok"), (["wsf-skip-verification"], "fail", "bad")):
+        profile = write_profile(refnet_factory(faults=faults, fresh="parallel"), tmp_path, f"{name}.yaml")
+        proc = cli("run", "--profile", str(profile), "--alluredir", str(tmp_path / f"r-{name}"),
+                   "--workdir", str(tmp_path / f"w-{name}"), "--catalog", flow_catalog, "-n", "2",
+                   "-k", "TP_FLOW_REG_1")
+        verdicts = {}
+        for f in (tmp_path / f"w-{name}").glob("verdicts-*.json"):
+            verdicts.update({r["id"]: r["verdict"] for r in json.loads(f.read_text())["results"]})
+        assert verdicts == {f"TP_FLOW_REG_{n}": expected for n in range(101, 105)}, proc.stdout[-3000:]
