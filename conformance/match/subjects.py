@@ -28,7 +28,7 @@ from conformance.events import Garbage, HttpExchange, Nothing, SipReceived, WsCl
 from conformance.match.operators import MISSING, MalformedExpectation, show
 
 SUBJECTS = ("status", "header", "json", "jwt", "body", "html_form", "cookie", "method", "request_uri",
-            "ws_closed", "subprotocol", "nothing")
+            "ws_closed", "subprotocol", "nothing", "reason")
 # Keys that refine a subject, and which subject takes which.
 MODIFIERS = ("index", "param", "uri_param", "query", "fragment", "claim", "jwt_header", "signature",
              "field", "attribute")
@@ -364,7 +364,7 @@ def resolve(item: Mapping[str, Any], received: Any, ctx: Any) -> Resolution:
     try:
         return _RESOLVERS[subject](item, received, ctx)
     except _NoMessage as exc:
-        label = subject if subject in ("status", "body", "method", "request_uri", "subprotocol") \
+        label = subject if subject in ("status", "body", "method", "request_uri", "subprotocol", "reason") \
             else f"{subject} {item[subject]}"
         return Resolution(label + _refinement_label(item), failure=str(exc))
 
@@ -377,6 +377,17 @@ def _status(item, received, ctx) -> Resolution:
         raise MalformedExpectation("status does not apply to this action")
     status = getattr(obj, "status", None)
     return Resolution("status", [MISSING if status is None else status])
+
+
+def _reason(item, received, ctx) -> Resolution:
+    """The reason phrase of a SIP or HTTP response (RFC 3261 7.2: a 400 should say what is wrong)."""
+    kind, obj = _message(received, "reason")
+    if kind == "sip" and is_request(obj):
+        return Resolution("reason", [MISSING], note=f"received a request: {start_line(obj)}")
+    if kind == "data":
+        raise MalformedExpectation("reason does not apply to this action")
+    reason = getattr(obj, "reason", None)
+    return Resolution("reason", [MISSING if reason is None else reason])
 
 
 def _header(item, received, ctx) -> Resolution:
@@ -541,7 +552,7 @@ def _nothing(item, received, ctx) -> Resolution:
 _RESOLVERS = {
     "status": _status, "header": _header, "json": _json, "jwt": _jwt, "body": _body,
     "html_form": _html_form, "cookie": _cookie, "method": _method, "request_uri": _request_uri,
-    "subprotocol": _subprotocol, "ws_closed": _ws_closed, "nothing": _nothing,
+    "subprotocol": _subprotocol, "ws_closed": _ws_closed, "nothing": _nothing, "reason": _reason,
 }
 assert set(_RESOLVERS) == set(SUBJECTS)
 

@@ -410,3 +410,14 @@ def test_diff_of_expected_header_fields_against_an_http_response():
     out = unified_diff({"Cache-Control": "no-store", "Pragma": "no-cache"}, _redirect())
     assert "-Pragma: no-cache" in out and "Location" not in out
     assert "(no message within 20 ms)" in unified_diff(CHALLENGE, Nothing(20))
+
+
+def test_reason_phrase_subject():
+    bad = _sip(b"SIP/2.0 400 Bad Request: missing mandatory header CSeq\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+               b"Content-Length: 0\r\n\r\n")
+    ok, vague = check([{"reason": True, "contains": "CSeq"}, {"reason": True, "regex": "Max-Forwards"}], bad,
+                      MatchContext())
+    assert ok.verdict == Verdict.PASS and vague.verdict == Verdict.FAIL
+    http = HttpExchange("GET", "https://x/", status=404, reason="Not Found")
+    assert check([{"reason": True, "equals": "Not Found"}], http, MatchContext())[0].verdict == Verdict.PASS
+    assert check([{"reason": True, "present": True}], Nothing(10.0), MatchContext())[0].verdict == Verdict.FAIL
