@@ -13,7 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+from conformance.run import verdict_files
+from conformance.run.verdict_files import EXIT_ERROR, EXIT_OK, exit_code
+from conformance.run.verdict_files import read as _verdicts
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -94,24 +97,6 @@ def cmd_list(args) -> int:
 
 
 # -- run ---------------------------------------------------------------------------------------------
-def _verdicts(workdir: Path) -> list[dict]:
-    out = []
-    for f in sorted(workdir.glob("verdicts-*.json")):
-        out += json.loads(f.read_text())["results"]
-    return out
-
-
-def exit_code(pytest_rc: int, results: list[dict]) -> int:
-    if pytest_rc in (2, 3, 4):  # interrupted (collection errors), internal error, usage error
-        return EXIT_ERROR
-    verdicts = {r["verdict"] for r in results if not r.get("expected_deviation")}
-    if "error" in verdicts:
-        return EXIT_ERROR
-    if verdicts & {"fail", "inconclusive"} or pytest_rc == 1:
-        return EXIT_FAIL
-    return EXIT_OK
-
-
 def cmd_run(args) -> int:
     import pytest
 
@@ -119,9 +104,7 @@ def cmd_run(args) -> int:
     if profile is None:
         return EXIT_ERROR
     workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    for old in workdir.glob("verdicts-*.json"):
-        old.unlink()
+    verdict_files.clear(workdir)
     argv = [str(args.catalog), "--profile", args.profile, "--alluredir", args.alluredir, "--clean-alluredir",
             "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEsx",
             # the CLI imported conformance before pytest loads it as a plugin: nothing to rewrite

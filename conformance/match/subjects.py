@@ -369,25 +369,23 @@ def resolve(item: Mapping[str, Any], received: Any, ctx: Any) -> Resolution:
         return Resolution(label + _refinement_label(item), failure=str(exc))
 
 
-def _status(item, received, ctx) -> Resolution:
-    kind, obj = _message(received, "status")
+def _response_field(received, field: str) -> Resolution:
+    """A field of the response line: `status`, or `reason` (RFC 3261 7.2: a 400 says what is wrong)."""
+    kind, obj = _message(received, field)
     if kind == "sip" and is_request(obj):
-        return Resolution("status", [MISSING], note=f"received a request: {start_line(obj)}")
+        return Resolution(field, [MISSING], note=f"received a request: {start_line(obj)}")
     if kind == "data":
-        raise MalformedExpectation("status does not apply to this action")
-    status = getattr(obj, "status", None)
-    return Resolution("status", [MISSING if status is None else status])
+        raise MalformedExpectation(f"{field} does not apply to this action")
+    value = getattr(obj, field, None)
+    return Resolution(field, [MISSING if value is None else value])
+
+
+def _status(item, received, ctx) -> Resolution:
+    return _response_field(received, "status")
 
 
 def _reason(item, received, ctx) -> Resolution:
-    """The reason phrase of a SIP or HTTP response (RFC 3261 7.2: a 400 should say what is wrong)."""
-    kind, obj = _message(received, "reason")
-    if kind == "sip" and is_request(obj):
-        return Resolution("reason", [MISSING], note=f"received a request: {start_line(obj)}")
-    if kind == "data":
-        raise MalformedExpectation("reason does not apply to this action")
-    reason = getattr(obj, "reason", None)
-    return Resolution("reason", [MISSING if reason is None else reason])
+    return _response_field(received, "reason")
 
 
 def _header(item, received, ctx) -> Resolution:

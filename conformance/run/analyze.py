@@ -10,14 +10,12 @@ def analyze(capture: Path, profile, *, keylogs: list[Path], case_ids: list[str],
             alluredir: Path, workdir: Path = Path(".ims-conformance"), user: str | None = None) -> int:
     import pytest
 
-    from conformance.cli import EXIT_ERROR, _verdicts, exit_code
+    from conformance.run import verdict_files
 
     if not capture.is_file():
         print(f"ims-conformance: error: {capture}: no such capture file")
-        return EXIT_ERROR
-    workdir.mkdir(parents=True, exist_ok=True)
-    for old in workdir.glob("verdicts-*.json"):
-        old.unlink()
+        return verdict_files.EXIT_ERROR
+    verdict_files.clear(workdir)
     argv = [str(catalog), "--profile", str(profile.path), "--ims-analyze", str(capture), "--alluredir",
             str(alluredir), "--clean-alluredir", "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q",
             "-rfEsx", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
@@ -28,4 +26,4 @@ def analyze(capture: Path, profile, *, keylogs: list[Path], case_ids: list[str],
     if case_ids:
         argv += ["-k", " or ".join(case_ids)]
     rc = pytest.main(argv)
-    return exit_code(int(rc), _verdicts(workdir))
+    return verdict_files.exit_code(int(rc), verdict_files.read(workdir))

@@ -1,0 +1,34 @@
+"""The verdicts a run leaves in its work directory (one `verdicts-<worker>.json` per pytest
+process), and the exit code they mean: 0 every test case passed or was not applicable; 1 one
+failed or was inconclusive; 2 an error (harness, test case, profile) or bad usage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+def clear(workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("verdicts-*.json"):
+        old.unlink()
+
+
+def read(workdir: Path) -> list[dict]:
+    out = []
+    for f in sorted(workdir.glob("verdicts-*.json")):
+        out += json.loads(f.read_text())["results"]
+    return out
+
+
+def exit_code(pytest_rc: int, results: list[dict]) -> int:
+    if pytest_rc in (2, 3, 4):  # interrupted (collection errors), internal error, usage error
+        return EXIT_ERROR
+    verdicts = {r["verdict"] for r in results if not r.get("expected_deviation")}
+    if "error" in verdicts:
+        return EXIT_ERROR
+    if verdicts & {"fail", "inconclusive"} or pytest_rc == 1:
+        return EXIT_FAIL
+    return EXIT_OK
