@@ -13,6 +13,7 @@ from enum import StrEnum
 
 class Verdict(StrEnum):
     PASS = "pass"
+    WARN = "pass with warnings"  # only SHOULD-level checks were violated
     NOT_APPLICABLE = "not applicable"
     INCONCLUSIVE = "inconclusive"
     FAIL = "fail"
@@ -23,8 +24,17 @@ class Verdict(StrEnum):
         return _RANK[self]
 
 
-_RANK = {Verdict.PASS: 0, Verdict.NOT_APPLICABLE: 1, Verdict.INCONCLUSIVE: 2, Verdict.FAIL: 3,
-         Verdict.ERROR: 4}
+_RANK = {Verdict.PASS: 0, Verdict.WARN: 1, Verdict.NOT_APPLICABLE: 2, Verdict.INCONCLUSIVE: 3,
+         Verdict.FAIL: 4, Verdict.ERROR: 5}
+
+
+class Level(StrEnum):
+    """RFC 2119 level of the requirement a check enforces: a violated MUST fails, a violated
+    SHOULD (or a MAY the profile declared it implements) only warns."""
+
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
 
 
 def worst(verdicts) -> Verdict:
@@ -43,13 +53,21 @@ class Finding:
     ref: str | None = None
     message: str = ""
     line: int | None = None  # YAML line of the expectation, when known
+    level: Level = Level.MUST
+
+    def __post_init__(self) -> None:
+        # A violated requirement below MUST is a warning, never a failure: the level decides,
+        # not the matcher that found the violation.
+        self.level = Level(self.level)
+        if self.verdict == Verdict.FAIL and self.level != Level.MUST:
+            self.verdict = Verdict.WARN
 
     @property
     def ok(self) -> bool:
-        return self.verdict == Verdict.PASS
+        return self.verdict in (Verdict.PASS, Verdict.WARN)
 
     def describe(self) -> str:
-        where = f" [{self.ref}]" if self.ref else ""
+        where = f" [{self.ref}{'' if self.level == Level.MUST else ', ' + self.level.value}]" if self.ref else ""
         at = f" (line {self.line})" if self.line else ""
         msg = f": {self.message}" if self.message else ""
         return f"{self.verdict.value.upper()} {self.subject}{where}{at}: expected {self.expected}, got {self.actual}{msg}"
