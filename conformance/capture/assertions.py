@@ -17,13 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.capture import blind_spots
 from conformance.capture.timeline import UE, HttpRequestSeen, Timeline, TimelineItem, WsFrameSeen
 from conformance.events import Garbage, HttpExchange, SipReceived, WsHandshake
+from conformance.match.levels import level_of
 from conformance.verdicts import Finding, Verdict
 
 SELECTORS = ("http", "ws_handshake", "ws", "sip", "garbage", "tls_alert", "any")
-ENTRY_KEYS = {"flow", "from", "to", "expect", "optional", "ref", "name", "note", "after", "within_ms"} | set(SELECTORS)
-ABSENT_KEYS = {"from", "to", "within_ms", "after", "ref", "name", "note"}
+ENTRY_KEYS = {"flow", "from", "to", "expect", "optional", "ref", "level", "name", "note", "after",
+              "within_ms"} | set(SELECTORS)
+ABSENT_KEYS = {"from", "to", "within_ms", "after", "ref", "level", "name", "note"}
 
 
 class BlockError(ValueError):
@@ -116,6 +119,10 @@ def parse_block(block: Mapping[str, Any], pixit: Mapping[str, Any] | None = None
             sels = [k for k in SELECTORS if k in spec]
             if kind != "absent" and len(sels) != 1:
                 raise BlockError(f"{where}: name exactly one message kind of {', '.join(SELECTORS)}")
+            try:
+                level_of(spec)
+            except ValueError as exc:
+                raise BlockError(f"{where}: {exc}") from None
             sel = spec.get(sels[0]) if sels else None
             if sel is not None and not isinstance(sel, Mapping):
                 raise BlockError(f"{where}: {sels[0]} takes a mapping of criteria")
@@ -239,26 +246,13 @@ def match_block(block: Mapping[str, Any], timeline: Timeline, pixit: Mapping[str
     if unusable:
         return BlockMatch([EntryResult(e, "unobservable", reason=unusable) for e in entries], unusable)
     items = timeline.items
-    last = -1
-    matched: list[EntryResult] = []
+    results_of: dict[int, EntryResult] = {}
+    expects = [x for x in entries if x.kind == "expect"]
+    used = _match_required(expects, items, timeline, results_of)
+    _match_optional(expects, items, results_of, used)
     by_flow: dict[str, EntryResult] = {}
-    for e in (x for x in entries if x.kind == "expect"):
-        cands = [i for i in items if selects(e, i)]
-        after = [i for i in cands if i.index > last]
-        if after:
-            r = EntryResult(e, "matched", after[0])
-            last = after[0].index
-        elif cands:
-            first = cands[0]
-            later = [m for m in matched if m.item.index > first.index]
-            r = EntryResult(e, "out_of_order", first, before=later[0].entry if later else None)
-        elif e.optional:
-            r = EntryResult(e, "optional_missing")
-        else:
-            why = observability(e, timeline)
-            r = EntryResult(e, "unobservable" if why else "missing", reason=why or "")
-        if r.item is not None and r.status == "matched":
-            matched.append(r)
+    for e in expects:
+        r = results_of[id(e)]
         if e.flow is not None and r.item is not None:
             by_flow.setdefault(str(e.flow), r)
         results.append(r)
@@ -280,6 +274,54 @@ def match_block(block: Mapping[str, Any], timeline: Timeline, pixit: Mapping[str
         results.append(EntryResult(e, "unobservable" if why else "clear", reason=why or ""))
     return BlockMatch(results)
 
+
+
+def _match_required(expects: list[Entry], items: list[TimelineItem], timeline: Timeline,
+                    results_of: dict[int, EntryResult]) -> set[int]:
+    """Required entries first, in order, each taking the first fitting message after the previous
+    one: an optional entry never takes a message a required one needs."""
+    last = -1
+    matched: list[EntryResult] = []
+    for e in (x for x in expects if not x.optional):
+        cands = [i for i in items if selects(e, i)]
+        after = [i for i in cands if i.index > last]
+        if after:
+            r = EntryResult(e, "matched", after[0])
+            last = after[0].index
+            matched.append(r)
+        elif cands:
+            first = cands[0]
+            later = [m for m in matched if m.item.index > first.index]
+            r = EntryResult(e, "out_of_order", first, before=later[0].entry if later else None)
+        else:
+            why = observability(e, timeline)
+            r = EntryResult(e, "unobservable" if why else "missing", reason=why or "")
+        results_of[id(e)] = r
+    return {m.item.index for m in matched}
+
+
+def _match_optional(expects: list[Entry], items: list[TimelineItem], results_of: dict[int, EntryResult],
+                    used: set[int]) -> None:
+    """An optional entry matches a message between its matched neighbours (when present it still
+    has to be in order); missing, it checks nothing."""
+    for pos, e in enumerate(expects):
+        if not e.optional:
+            continue
+        lo = max((results_of[id(x)].item.index for x in expects[:pos]
+                  if id(x) in results_of and results_of[id(x)].status == "matched"), default=-1)
+        hi = min((results_of[id(x)].item.index for x in expects[pos + 1:]
+                  if not x.optional and results_of[id(x)].status == "matched"), default=float("inf"))
+        cands = [i for i in items if selects(e, i) and i.index not in used]
+        inside = [i for i in cands if lo < i.index < hi]
+        if inside:
+            r = EntryResult(e, "matched", inside[0])
+            used.add(inside[0].index)
+        elif cands:
+            nxt = next((x for x in expects[pos + 1:] if not x.optional), None)
+            r = EntryResult(e, "out_of_order", cands[0], before=nxt)
+        else:
+            r = EntryResult(e, "optional_missing")
+        results_of[id(e)] = r
 
 def _window(e: Entry, timeline: Timeline, by_flow: dict[str, EntryResult]) -> tuple[float, float] | str:
     lo = timeline.t_start if timeline.t_start is not None else float("-inf")
@@ -325,39 +367,105 @@ def evaluate_capture(block: Mapping[str, Any] | None, result, ctx, pixit: Mappin
     except BlockError as exc:
         return [Finding(Verdict.ERROR, "capture block", "a well-formed capture block", "malformed", None, str(exc))]
     bm = match_block(block, timeline, pixit, unusable=result.error, entries=entries)
+    spots = [] if bm.unusable else _blind_spots(entries, timeline)
+    explained: set[int] = set()
     findings: list[Finding] = []
     for r in bm.results:
         e = r.entry
         subject = f"capture {e.step_label} {e.describe()}"
         ref = e.spec.get("ref")
         line = _line(e.spec)
+        level = level_of(e.spec)
         if r.status == "matched":
             findings.append(Finding(Verdict.PASS, subject, "present" + (" in order" if e.kind == "expect" else ""),
-                                    _at(r.item, timeline), ref, line=line))
+                                    _at(r.item, timeline), ref, line=line, level=level))
         elif r.status == "out_of_order":
             msg = (f"{e.step_label} came before {r.before.step_label}" if r.before is not None
                    else f"{e.step_label} out of order")
-            findings.append(Finding(Verdict.FAIL, subject, "present in order", _at(r.item, timeline), ref, msg, line))
+            findings.append(Finding(Verdict.FAIL, subject, "present in order", _at(r.item, timeline), ref, msg, line,
+                                    level))
         elif r.status == "missing":
-            findings.append(Finding(Verdict.FAIL, subject, "present", "missing", ref,
-                                    f"{e.step_label} missing", line))
+            on_leg = [u for u in spots if _on_leg(e, u.item)]
+            if on_leg:  # not missing: sent, but in a form the dissector could not read
+                explained.update(u.item.index for u in on_leg)
+                findings.append(Finding(Verdict.FAIL, subject, "present", "not dissectable: " + _at(on_leg[0].item,
+                                                                                                    timeline),
+                                        ref, f"{e.step_label} could not be dissected: {blind_spots.describe(on_leg[0])}"
+                                        + (f" (+{len(on_leg) - 1} more undissectable)" if len(on_leg) > 1 else ""),
+                                        line, level))
+            else:
+                findings.append(Finding(Verdict.FAIL, subject, "present", "missing", ref,
+                                        f"{e.step_label} missing", line, level))
         elif r.status == "optional_missing":
-            findings.append(Finding(Verdict.PASS, subject, "optional", "not seen", ref, "optional message", line))
+            findings.append(Finding(Verdict.PASS, subject, "optional", "not seen", ref, "optional message", line,
+                                    level))
         elif r.status == "unobservable":
             findings.append(Finding(Verdict.INCONCLUSIVE, subject, _expected_word(e), "not observed", ref,
-                                    r.reason, line))
+                                    r.reason, line, level))
         elif r.status == "seen":
             n = len(r.hits)
             findings.append(Finding(Verdict.FAIL, subject, "nothing" if e.kind == "absent" else "absent",
                                     _at(r.item, timeline) + (f" (+{n - 1} more)" if n > 1 else ""), ref,
                                     f"{e.step_label}: {'a packet reached' if e.kind == 'absent' else 'forbidden message seen'}",
-                                    line))
+                                    line, level))
         else:  # clear
             findings.append(Finding(Verdict.PASS, subject, "nothing" if e.kind == "absent" else "absent",
-                                    "nothing seen", ref, line=line))
+                                    "nothing seen", ref, line=line, level=level))
         if r.item is not None and e.kind == "expect" and e.spec.get("expect"):
             findings += _check_message(e, r.item, ctx)
+    findings += _blind_spot_findings([u for u in spots if u.item.index not in explained], timeline)
+    vacuous = _vacuous(bm)
+    if vacuous:
+        findings.append(Finding(Verdict.INCONCLUSIVE, "capture block", "at least one entry checked", "nothing checked",
+                                None, vacuous))
     return findings
+
+
+MAX_BLIND_SPOT_FINDINGS = 5  # one per undissectable message, bounded; the pcapng has the rest
+
+
+def _on_leg(e: Entry, item: TimelineItem) -> bool:
+    return ((e.src is None or item.src_node in e.src) and (e.dst is None or item.dst_node in e.dst))
+
+
+def _blind_spots(entries: list[Entry], timeline: Timeline) -> list[blind_spots.Undissectable]:
+    """Undissectable messages a network node sent on a leg the block asserts, unless an entry of
+    the block names them itself (a `garbage` or `ws: {error: true}` entry)."""
+    legs = [e for e in entries if e.kind in ("expect", "forbidden")]
+    out = []
+    for item in timeline.items:
+        u = blind_spots.undissectable(item)
+        if (u is None or not blind_spots.sent_by_network(item) or not any(_on_leg(e, item) for e in legs)
+                or any(selects(e, item) for e in legs)):
+            continue
+        out.append(u)
+    return out
+
+
+_CLAUSE = re.compile(r"RFC \d+ [\d.]+")
+
+
+def _blind_spot_findings(spots: list[blind_spots.Undissectable], timeline: Timeline) -> list[Finding]:
+    out = []
+    for u in spots[:MAX_BLIND_SPOT_FINDINGS]:
+        clause = _CLAUSE.search(u.reason)
+        out.append(Finding(Verdict.FAIL, f"capture undissectable message {_at(u.item, timeline)}",
+                           "a well-formed message", blind_spots.excerpt(u.raw), clause.group(0) if clause else None,
+                           u.reason))
+    if len(spots) > MAX_BLIND_SPOT_FINDINGS:
+        out.append(Finding(Verdict.FAIL, "capture undissectable messages", "well-formed messages",
+                           f"{len(spots) - MAX_BLIND_SPOT_FINDINGS} more not shown", None))
+    return out
+
+
+def _vacuous(bm: BlockMatch) -> str:
+    """A block whose every entry is an optional message that did not appear has checked nothing:
+    that is inconclusive, never pass."""
+    if not bm.results or any(r.entry.kind != "expect" or not r.entry.optional for r in bm.results):
+        return ""
+    if any(r.status != "optional_missing" for r in bm.results):
+        return ""
+    return "every capture entry is optional and none of them was seen"
 
 
 def _expected_word(e: Entry) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.match import identity
+from conformance.match.levels import level_of
 from conformance.match.operators import (
     ALL_OPERATORS,
     COUNT,
@@ -118,6 +119,10 @@ def check_one(item: Mapping[str, Any], received: Any, ctx: MatchContext) -> Find
     try:
         if not isinstance(item, Mapping):
             raise MalformedExpectation(f"an expectation is a mapping, not {item!r}")
+        try:
+            level = level_of(item)
+        except ValueError as exc:
+            raise MalformedExpectation(str(exc)) from None
         subject = subject_of(item)
         label = subject
         ops = _operators_of(item)
@@ -130,14 +135,14 @@ def check_one(item: Mapping[str, Any], received: Any, ctx: MatchContext) -> Find
         if not ctx.capture_available:
             return Finding(Verdict.INCONCLUSIVE, label, expected, "not observed", ref,
                            "; ".join(x for x in (note, "the leg was not captured or could not be decrypted") if x),
-                           line)
+                           line, level)
         if res.unobservable:
-            return Finding(Verdict.INCONCLUSIVE, label, expected, res.actual_text(), ref, message, line)
+            return Finding(Verdict.INCONCLUSIVE, label, expected, res.actual_text(), ref, message, line, level)
         if res.failure:
-            return Finding(Verdict.FAIL, label, expected, res.actual_text(), ref, message, line)
+            return Finding(Verdict.FAIL, label, expected, res.actual_text(), ref, message, line, level)
         held, expected = _evaluate(op, operand, res, ctx, expected)
         actual = f"count {res.counted()}: {res.counted_text()}" if op == COUNT else res.actual_text()
-        return Finding(Verdict.PASS if held else Verdict.FAIL, label, expected, actual, ref, message, line)
+        return Finding(Verdict.PASS if held else Verdict.FAIL, label, expected, actual, ref, message, line, level)
     except MalformedExpectation as exc:
         return Finding(Verdict.ERROR, label, "a well-formed expectation", "malformed", ref,
                        "; ".join(x for x in (str(exc), note) if x), line)

@@ -41,7 +41,7 @@ _ACCEPTS = {
     "cookie": ("attribute", "index"),
     "request_uri": ("uri_param",),
 }
-META = ("ref", "note", "name")
+META = ("ref", "note", "name", "level")
 
 # Headers whose value is credentials or a challenge (RFC 3261 20.7, 20.27, 20.28, 20.44; RFC 9110 11).
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate"})

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.match.levels import level_of
 from conformance.model import schema
 from conformance.model.pics import KNOWN_PICS, PicsError, Selection
 from conformance.model.yaml_marks import Mark, MarkedDict, MarkedList, ModelError, Problem, load_file, mark_of
@@ -82,6 +83,7 @@ class Expectation:
     line: int
     column: int
     raw: MarkedDict
+    level: str = "MUST"  # RFC 2119 level: explicit `level:`, else from the ref (conformance.match.levels)
 
     @property
     def operators(self) -> dict[str, Any]:
@@ -97,7 +99,7 @@ class Expectation:
         op, operand = ops[0] if ops else _shorthand(subject, value, quals)
         line, col = mark_of(m)
         return cls(subject, target, quals, op, operand, m.get("ref"), m.get("note"), m.get("name"),
-                   file, line, col, m)
+                   file, line, col, m, level_of(m).value)
 
     def rendered(self, ctx: TemplateContext) -> Expectation:
         """A copy with every template of the item rendered (at run time)."""
