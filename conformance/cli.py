@@ -117,6 +117,8 @@ def cmd_run(args) -> int:
         argv += ["-n", str(args.n)]
     if args.no_capture:
         argv += ["--no-capture-legs"]
+    if args.strict:
+        argv += ["--ims-strict"]
     argv += args.pytest_args
     rc = pytest.main(argv)
     results = _verdicts(workdir)
@@ -200,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--workdir", default=".ims-conformance")
         sp.add_argument("-n", help="parallel workers (pytest-xdist)")
         sp.add_argument("--no-capture", action="store_true", help="do not capture the SUT's legs")
+        sp.add_argument("--strict", action="store_true",
+                        help="a violated SHOULD fails the test case (default: pass with warnings, exit 0)")
         sp.add_argument("--output", default="allure-report", help="(demo) where the HTML report goes")
         sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 

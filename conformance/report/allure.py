@@ -156,6 +156,8 @@ CATEGORIES = [
     {"name": "Harness or test-case error", "matchedStatuses": ["broken"]},
     {"name": "Inconclusive", "matchedStatuses": ["skipped"], "messageRegex": ".*INCONCLUSIVE.*"},
     {"name": "Not applicable (PICS)", "matchedStatuses": ["skipped"], "messageRegex": ".*NOT APPLICABLE.*"},
+    {"name": "Passed with warnings (a SHOULD not met)", "matchedStatuses": ["passed"],
+     "messageRegex": ".*PASS WITH WARNINGS.*"},
     {"name": "Expected deviation", "matchedStatuses": ["skipped"], "messageRegex": ".*XFAIL.*"},
 ]
 

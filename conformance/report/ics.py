@@ -19,7 +19,7 @@ from typing import Any
 
 # How a requirement's verdict follows from its test cases' verdicts: the worst one counts,
 # and "not run" only when nothing ran.
-_ORDER = ["error", "fail", "inconclusive", "pass", "not applicable", "not run"]
+_ORDER = ["error", "fail", "inconclusive", "warn", "pass", "not applicable", "not run"]
 
 
 def _refs_in(obj: Any) -> Iterable[str]:
@@ -51,6 +51,14 @@ def aggregate(verdicts: list[str]) -> str:
     return min(verdicts, key=_ORDER.index) if verdicts else "not run"
 
 
+def _for_requirement(entry: dict, ref: str, rec: dict | None) -> dict:
+    """A case that passed with warnings warns only the requirements whose SHOULD it violated."""
+    if entry["verdict"] != "pass with warnings":
+        return entry
+    warned = {r.strip() for r in (rec or {}).get("warned_refs", [])}
+    return {**entry, "verdict": "warn" if ref.strip() in warned else "pass"}
+
+
 def build(cases, results: list[dict], pics: dict, known_pics: dict | None = None) -> dict:
     verdict_of = {r["id"]: r for r in results}
     reqs: dict[str, list[dict]] = {}
@@ -60,7 +68,7 @@ def build(cases, results: list[dict], pics: dict, known_pics: dict | None = None
                  "verdict": rec["verdict"] if rec else "not run",
                  "expected_deviation": bool(rec and rec.get("expected_deviation"))}
         for ref in case_refs(tc):
-            reqs.setdefault(ref, []).append(entry)
+            reqs.setdefault(ref, []).append(_for_requirement(entry, ref, rec))
     rows = []
     for ref in sorted(reqs, key=lambda r: (document_of(r), r)):
         entries = sorted(reqs[ref], key=lambda e: e["id"])
@@ -82,11 +90,12 @@ def build(cases, results: list[dict], pics: dict, known_pics: dict | None = None
 _CSS = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .pass{color:#16794c}.fail{color:#b3261e;font-weight:bold}.error{color:#7a4b00;font-weight:bold}
-.inconclusive{color:#8a6d00}.na{color:#777}"""
+.inconclusive{color:#8a6d00}.warn{color:#9a5b00}.na{color:#777}"""
 
 
 def _cls(v: str) -> str:
-    return {"pass": "pass", "fail": "fail", "error": "error", "inconclusive": "inconclusive"}.get(v, "na")
+    return {"pass": "pass", "fail": "fail", "error": "error", "inconclusive": "inconclusive",
+            "warn": "warn"}.get(v, "na")
 
 
 def to_html(doc: dict, title: str = "Conformance statement (TR 23.701)") -> str:
