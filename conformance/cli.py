@@ -77,7 +77,7 @@ def cmd_list(args) -> int:
             continue
         applicable = "-"
         if profile is not None:
-            applicable = "yes" if tc.pics is None or tc.pics.evaluate(profile.pics) else "n/a"
+            applicable = "yes" if tc.applicable(profile.pics, profile.pixit) else "n/a"
         covered |= set(tc.flow_steps)
         rows.append((tc.id, tc.sut, tc.kind, ",".join(map(str, sorted(tc.flow_steps))) or "-",
                      applicable, "; ".join(tc.refs)))

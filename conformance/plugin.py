@@ -92,6 +92,9 @@ class TestCaseItem(pytest.Item):
         if sel is not None and not sel.evaluate(profile.pics):
             answers = ", ".join(f"{n}={profile.pics.get(n)!r}" for n in sorted(sel.names))
             pytest.skip(f"NOT APPLICABLE: PICS selection `{sel.expr}` is false ({answers})")
+        missing = self.tc.missing_pixit(profile.pixit)
+        if missing:  # a value the binding leaves open and the profile does not declare: never guessed
+            pytest.skip(f"NOT APPLICABLE: the profile does not declare {', '.join(missing)}")
 
     def runtest(self):
         from conformance.report.allure import AllureReporter, CaseFailed, HarnessError

@@ -478,6 +478,15 @@ def _body(item, received, ctx) -> Resolution:
     return Resolution("body", [text if text else MISSING])
 
 
+# `field: "@hidden"`: the values of the form's named hidden inputs (BINDING: "a hidden transaction
+# field", name unspecified); `field: "@choice"`: the values of its named radio, checkbox and
+# submit controls ("a consent choice").
+FORM_PSEUDO_FIELDS = {
+    "@hidden": lambda c: c.type == "hidden",
+    "@choice": lambda c: c.type in ("radio", "checkbox", "submit", "image") or (c.tag == "button" and c.type in ("", "submit")),
+}
+
+
 def _html_form(item, received, ctx) -> Resolution:
     select = item["html_form"]
     kind, obj = _message(received, "html_form")
@@ -489,8 +498,12 @@ def _html_form(item, received, ctx) -> Resolution:
         return Resolution(label, [MISSING], note=str(exc))
     if field_name is None:
         return Resolution(label, [form.action if form.action is not None else ""])
-    values = [v for n, v in form.entries() if n == field_name]
-    if not values:  # a control may exist without contributing an entry (unchecked box, button)
+    if field_name in FORM_PSEUDO_FIELDS:  # what the binding requires without naming it
+        values = [c.value or "" for c in form.controls if c.name and FORM_PSEUDO_FIELDS[field_name](c)]
+    else:
+        values = [v for n, v in form.entries() if n == field_name]
+    if not values and field_name not in FORM_PSEUDO_FIELDS:
+        # a control may exist without contributing an entry (unchecked box, button)
         values = [c.value or "" for c in form.controls if c.name == field_name]
     selected, every = _select(item, values)
     refined = [refine(item, None, v) for v in selected]

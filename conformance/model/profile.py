@@ -109,6 +109,8 @@ def load_profile(path: str | Path, environ: Mapping[str, str] | None = None) -> 
     if problems:
         raise ProfileError(problems)
 
+    _apply_pixit_defaults(doc["pixit"])
+
     deviations: list[Deviation] = []
     spec = doc.get("expected_deviations")
     if isinstance(spec, str):
@@ -197,6 +199,21 @@ def _coerce_env_types(doc: MarkedDict, whole: set[tuple]) -> None:
             container[target[-1]] = float(text)
         elif "boolean" in want and text.lower() in ("true", "false"):
             container[target[-1]] = text.lower() == "true"
+
+
+# PIXIT values with a default, so a test case can always name them (${pixit.authorization_ui.*}).
+PIXIT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "authorization_ui": {"identity_field": "web_id", "password_field": "password"},
+}
+
+
+def _apply_pixit_defaults(pixit: dict) -> None:
+    for section, defaults in PIXIT_DEFAULTS.items():
+        target = pixit.get(section)
+        if target is None:
+            pixit[section] = target = {}
+        for key, value in defaults.items():
+            target.setdefault(key, value)
 
 
 def _collect_secrets(node: Any, prefix: str, out: dict[str, str]) -> None:

@@ -189,6 +189,7 @@ class TestCase:
     line: int
     description: str = ""
     raw: MarkedDict = field(default_factory=MarkedDict, repr=False)
+    requires_pixit: list[str] = field(default_factory=list)
 
     @property
     def source(self) -> str:
@@ -202,8 +203,22 @@ class TestCase:
             nums.update(_flow_tuple(item.get("flow")))
         return tuple(sorted(nums))
 
-    def applicable(self, pics: dict[str, Any]) -> bool:
-        return self.pics is None or self.pics.evaluate(pics)
+    def applicable(self, pics: dict[str, Any], pixit: Mapping[str, Any] | None = None) -> bool:
+        return (self.pics is None or self.pics.evaluate(pics)) and not self.missing_pixit(pixit)
+
+    def missing_pixit(self, pixit: Mapping[str, Any] | None) -> list[str]:
+        """The PIXIT values this case needs that the profile does not declare (e.g. a size limit
+        the binding leaves open): without them the case is not applicable, never guessed."""
+        if pixit is None:
+            return []
+        out = []
+        for dotted in self.requires_pixit:
+            node: Any = pixit
+            for part in dotted.split(".")[1:]:  # "pixit.limits.x" -> limits, x
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if node is None:
+                out.append(dotted)
+        return out
 
 
 @dataclass
@@ -376,6 +391,7 @@ def check_testcase(path: str | Path, fragments_dir: str | Path | None = None,
         refs=list(doc["refs"]), pics=selection, tags=list(doc.get("tags", [])),
         user=doc.get("user", "fresh"), steps=steps, capture=doc.get("capture"), file=file,
         line=doc.mark[0], description=doc.get("description", ""), raw=doc,
+        requires_pixit=list(doc.get("requires_pixit", [])),
     )
     return tc, []
 

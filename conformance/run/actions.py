@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 from conformance.codec import jwt as jwt_codec
 from conformance.events import HttpExchange, Nothing, SipReceived, WsClosed, WsHandshake
-from conformance.run import sip_templates
+from conformance.run import sign_in, sip_templates
 from conformance.run.state import CaseState
 
 ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect",
@@ -29,6 +29,10 @@ ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "si
 
 class StepError(Exception):
     """The test case asked for something impossible (its fault, not the SUT's): verdict error."""
+
+
+class NotExercised(Exception):
+    """The case cannot do what it needs with this SUT and profile (verdict inconclusive)."""
 
 
 class SutUnreachable(Exception):
@@ -71,7 +75,7 @@ def _ca_bundle(profile) -> str | None:
 
 
 def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
-    from conformance.drivers.http import fill_form
+    from conformance.drivers.http import fill_form, find_form
 
     method = spec.get("method", "GET").upper()
     url = spec.get("url")
@@ -88,7 +92,14 @@ def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
             raise StepError("form_from_previous, but there is no previous HTTP response")
         ffp = spec["form_from_previous"] or {}
         try:
-            method, action, form = fill_form(prev.text, ffp.get("select"), ffp.get("fields") or {})
+            fields = dict(ffp.get("fields") or {})
+            if ffp.get("sign_in") is not None:
+                ui = env.profile.pixit.get("authorization_ui") or {}
+                discovered = sign_in.sign_in_fields(find_form(prev.text, ffp.get("select")), ui, ffp["sign_in"])
+                fields = discovered | fields  # explicit fields of the case win
+            method, action, form = fill_form(prev.text, ffp.get("select"), fields)
+        except sign_in.ConsentNotDiscoverable as exc:
+            raise NotExercised(str(exc)) from None
         except LookupError as exc:
             # the SUT did not serve the form it must serve: that is its failure, with evidence
             return HttpExchange(method="(form)", url=prev.url, status=None, reason=f"no form: {exc}",
@@ -172,8 +183,9 @@ def _conn(state: CaseState, name: str):
 def _ws_send(spec: dict, state: CaseState, env: ActionEnv):
     conn = _conn(state, spec.get("name", "ws"))
     payload = spec.get("text", "")
-    if "size" in spec:  # pad to an exact size, for the oversized-message cases
-        payload = (payload + "x" * int(spec["size"]))[: int(spec["size"])]
+    size = _over_limit(spec["over_limit"]) if "over_limit" in spec else spec.get("size")
+    if size is not None:  # pad to an exact size, for the oversized-message cases
+        payload = (payload + "x" * int(size))[: int(size)]
     data = payload.encode() if isinstance(payload, str) else payload
     env.reporter.attach_bytes("WebSocket frame sent", data)
     try:
@@ -184,6 +196,14 @@ def _ws_send(spec: dict, state: CaseState, env: ActionEnv):
     if spec.get("expect_response", True):
         return _receive(conn, env, "ws")
     return Nothing(0.0)
+
+
+def _over_limit(limit: Any) -> int:
+    """One byte more than a size limit the profile declares (PIXIT pixit.limits.*)."""
+    try:
+        return int(limit) + 1
+    except (TypeError, ValueError):
+        raise StepError(f"over_limit takes a size in bytes, not {limit!r}") from None
 
 
 def _closed_while_sending(conn, env: ActionEnv, exc: Exception):

@@ -205,6 +205,9 @@ class Engine:
                 template_context=lambda extra=None: self._template_context(state, extra)))
         except actions.TooLong as exc:
             return [Finding(Verdict.INCONCLUSIVE, name, "a bounded wait", "too long", message=str(exc), line=line)]
+        except actions.NotExercised as exc:
+            return [Finding(Verdict.INCONCLUSIVE, name, "a step the SUT and profile allow", "not exercised",
+                            message=str(exc), line=line)]
         except actions.SutUnreachable as exc:
             return [Finding(Verdict.INCONCLUSIVE, name, "a reachable SUT", "unreachable", message=str(exc), line=line)]
         except actions.StepError as exc:

@@ -73,4 +73,9 @@ def build(spec: dict, state, env, transport_vars: dict | None = None) -> bytes:
         msg.headers.add(name, str(value))
     if spec.get("body") is not None:
         msg.body = str(spec["body"]).encode()
+    if spec.get("body_over_limit") is not None:  # a message larger than the limit the profile declares
+        from conformance.run.actions import _over_limit
+
+        msg.body = b"x" * _over_limit(spec["body_over_limit"])
+        msg.headers.set("Content-Type", "text/plain")
     return msg.serialize()
