@@ -71,7 +71,7 @@ def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150) -> R
         factory.ensure_started(tmp / "work" / "harness.keylog")  # before any node opens a connection
         engine = Engine(profile, workdir=tmp / "work", capture_factory=factory)
         for tc in cases:
-            if tc.pics is not None and not tc.pics.evaluate(profile.pics):
+            if not tc.applicable(profile.pics, profile.pixit):
                 run.verdicts[tc.id] = "not applicable"
                 continue
             result = engine.run(tc)

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from refnet.config import SEED_USERS
+from refnet.sip_transport import MAX_MESSAGE
 
 
 def profile_dict(net, **pics_overrides) -> dict:
@@ -57,6 +58,8 @@ def profile_dict(net, **pics_overrides) -> dict:
             "users": {"provisioning": {"url": https("as", "/admin/users"), "token": cfg.admin_token},
                       "fixtures": fixtures},
             "timeouts": {"step_ms": 5000, "connect_ms": 3000},
+            # the limits the reference WSF and P-CSCF enforce (no requirement fixes them)
+            "limits": {"wsf_max_ws_message_bytes": MAX_MESSAGE, "pcscf_max_sip_message_bytes": MAX_MESSAGE},
         },
         "pics": pics,
     }

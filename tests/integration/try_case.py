@@ -54,8 +54,9 @@ def main() -> int:
         profile = load_profile(write_profile(net, d, **extra))
         for case in a.cases:
             tc = load_testcase(case)
-            if tc.pics is not None and not tc.pics.evaluate(profile.pics):
-                print(f"{tc.id}: not applicable ({tc.pics.expr})")
+            if not tc.applicable(profile.pics, profile.pixit):
+                print(f"{tc.id}: not applicable ({tc.pics.expr if tc.pics else ''} "
+                      f"{' '.join(tc.missing_pixit(profile.pixit))})")
                 continue
             rep = NullReporter()
             if factory is None and not a.no_capture:
@@ -65,7 +66,7 @@ def main() -> int:
             print(res.summary())
             for title, h in rep.steps:
                 print(f"    {getattr(h, 'verdict', '?')!s:14} {title}")
-            worst = max(worst, {"pass": 0, "not applicable": 0}.get(res.verdict.value, 1))
+            worst = max(worst, {"pass": 0, "pass with warnings": 0, "not applicable": 0}.get(res.verdict.value, 1))
     finally:
         if factory is not None:
             factory.close()
