@@ -24,7 +24,7 @@ from conformance.match.levels import level_of
 from conformance.verdicts import Finding, Verdict
 
 SELECTORS = ("http", "ws_handshake", "ws", "sip", "garbage", "tls_alert", "any")
-ENTRY_KEYS = {"flow", "from", "to", "expect", "optional", "ref", "level", "name", "note", "after",
+ENTRY_KEYS = {"flow", "from", "to", "expect", "optional", "order", "ref", "level", "name", "note", "after",
               "within_ms"} | set(SELECTORS)
 ABSENT_KEYS = {"from", "to", "within_ms", "after", "ref", "level", "name", "note"}
 
@@ -62,6 +62,12 @@ class Entry:
     @property
     def optional(self) -> bool:
         return bool(self.spec.get("optional"))
+
+    @property
+    def any_order(self) -> bool:
+        """`order: any`: the binding does not order this message against its neighbours (steps 12
+        and 13 in relay mode): it must appear, anywhere in the capture."""
+        return self.spec.get("order") == "any"
 
     @property
     def step_label(self) -> str:
@@ -282,7 +288,7 @@ def _match_required(expects: list[Entry], items: list[TimelineItem], timeline: T
     one: an optional entry never takes a message a required one needs."""
     last = -1
     matched: list[EntryResult] = []
-    for e in (x for x in expects if not x.optional):
+    for e in (x for x in expects if not x.optional and not x.any_order):
         cands = [i for i in items if selects(e, i)]
         after = [i for i in cands if i.index > last]
         if after:
@@ -297,7 +303,17 @@ def _match_required(expects: list[Entry], items: list[TimelineItem], timeline: T
             why = observability(e, timeline)
             r = EntryResult(e, "unobservable" if why else "missing", reason=why or "")
         results_of[id(e)] = r
-    return {m.item.index for m in matched}
+    used = {m.item.index for m in matched}
+    for e in (x for x in expects if not x.optional and x.any_order):
+        cands = [i for i in items if selects(e, i) and i.index not in used]
+        if cands:
+            r = EntryResult(e, "matched", cands[0])
+            used.add(cands[0].index)
+        else:
+            why = observability(e, timeline)
+            r = EntryResult(e, "unobservable" if why else "missing", reason=why or "")
+        results_of[id(e)] = r
+    return used
 
 
 def _match_optional(expects: list[Entry], items: list[TimelineItem], results_of: dict[int, EntryResult],
@@ -308,16 +324,17 @@ def _match_optional(expects: list[Entry], items: list[TimelineItem], results_of:
         if not e.optional:
             continue
         lo = max((results_of[id(x)].item.index for x in expects[:pos]
-                  if id(x) in results_of and results_of[id(x)].status == "matched"), default=-1)
+                  if id(x) in results_of and not x.any_order and results_of[id(x)].status == "matched"), default=-1)
         hi = min((results_of[id(x)].item.index for x in expects[pos + 1:]
-                  if not x.optional and results_of[id(x)].status == "matched"), default=float("inf"))
+                  if not x.optional and not x.any_order and results_of[id(x)].status == "matched"),
+                 default=float("inf"))
         cands = [i for i in items if selects(e, i) and i.index not in used]
         inside = [i for i in cands if lo < i.index < hi]
         if inside:
             r = EntryResult(e, "matched", inside[0])
             used.add(inside[0].index)
         elif cands:
-            nxt = next((x for x in expects[pos + 1:] if not x.optional), None)
+            nxt = next((x for x in expects[pos + 1:] if not x.optional and not x.any_order), None)
             r = EntryResult(e, "out_of_order", cands[0], before=nxt)
         else:
             r = EntryResult(e, "optional_missing")
