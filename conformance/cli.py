@@ -126,6 +126,9 @@ def cmd_run(args) -> int:
     for r in results:
         key = f"{r['verdict']} (expected deviation)" if r.get("expected_deviation") else r["verdict"]
         counts[key] = counts.get(key, 0) + 1
+    for r in results:  # a warning passes, so pytest's summary would not name it
+        if r["verdict"] == "pass with warnings":
+            print(f"PASS WITH WARNINGS {r['id']}: " + "; ".join(r.get("findings") or []))
     print("verdicts: " + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"))
     return exit_code(int(rc), results)
 
