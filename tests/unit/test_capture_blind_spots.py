@@ -12,7 +12,14 @@ import yaml
 from conformance.capture import analyze_records
 from conformance.capture.assertions import evaluate_capture, match_block
 from conformance.capture.blind_spots import EXCERPT_BYTES, excerpt
-from conformance.capture.synth import Capture, TcpFlow, sip_ok, sip_register, ws_upgrade_request, ws_upgrade_response
+from conformance.capture.synth import (
+    Capture,
+    TcpFlow,
+    sip_ok,
+    sip_register,
+    ws_upgrade_request,
+    ws_upgrade_response,
+)
 from conformance.codec.websocket import build_frame
 from conformance.match.engine import MatchContext
 from conformance.verdicts import Verdict
