@@ -17,11 +17,9 @@ from conformance.verdicts import Level
 
 # ref (normalised: single spaces) -> level of the text the catalog cites under it, and why.
 REF_LEVELS: dict[str, tuple[Level, str]] = {
-    # "the resource server SHOULD include the "error" attribute" (and error_description MAY)
+    # "the resource server SHOULD include the "error" attribute"; without any credentials "the
+    # resource server SHOULD NOT include an error code" (BINDING's own challenge has none)
     "RFC 6750 3.1": (Level.SHOULD, "error attribute of a Bearer challenge"),
-    # "The authorization server SHOULD ... authorization_response_iss_parameter_supported" is
-    # metadata a server SHOULD publish when it sends iss (RFC 9207 3)
-    "RFC 9207 3": (Level.SHOULD, "authorization_response_iss_parameter_supported metadata"),
     # RFC 6265bis 4.1.2.7: SameSite is a recommendation for a session cookie, not a requirement
     "draft-ietf-httpbis-rfc6265bis 4.1.2.7": (Level.SHOULD, "SameSite attribute"),
 }
