@@ -134,7 +134,7 @@ class Engine:
                 outcome = self._run_step(i, step, state, mctx)
                 steps.append(outcome)
                 findings += outcome.findings
-                if outcome.verdict != Verdict.PASS:
+                if outcome.verdict not in (Verdict.PASS, Verdict.WARN):  # a warning never stops a case
                     break
         finally:
             state.close()

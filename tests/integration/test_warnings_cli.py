@@ -25,6 +25,10 @@ steps:
     expect:
       - {status: 200, ref: RFC 8414 3}
       - {json: $.x_not_a_member, present: true, ref: RFC 8414 2, level: SHOULD}
+  - name: a warning does not stop the case; this step runs and warns too
+    http: {url: "${pixit.nodes.as.base_url}/.well-known/oauth-authorization-server"}
+    expect:
+      - {header: X-Not-A-Header, present: true, ref: RFC 8414 3.2, level: MAY}
 """
 
 
@@ -46,7 +50,7 @@ def test_should_violation_passes_with_warnings_and_strict_fails_it(refnet_factor
     assert proc.returncode == 0, out
     assert "PASS WITH WARNINGS" in out and "verdicts: pass with warnings: 1" in out
     [rec] = json.loads((tmp_path / "w" / "verdicts-main.json").read_text())["results"]
-    assert rec["verdict"] == "pass with warnings" and rec["warned_refs"] == ["RFC 8414 2"]
+    assert rec["verdict"] == "pass with warnings" and rec["warned_refs"] == ["RFC 8414 2", "RFC 8414 3.2"]
     [res] = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
     assert res["status"] == "passed"
     assert res["statusDetails"]["message"].startswith("PASS WITH WARNINGS")
