@@ -34,7 +34,16 @@ from conformance.match.operators import (
     count_holds,
     show,
 )
-from conformance.match.subjects import META, MODIFIERS, SUBJECTS, Resolution, resolve, save_value, subject_of
+from conformance.match.subjects import (
+    ANY,
+    META,
+    MODIFIERS,
+    SUBJECTS,
+    Resolution,
+    resolve,
+    save_value,
+    subject_of,
+)
 from conformance.verdicts import Finding, Verdict
 
 
@@ -171,11 +180,15 @@ def _evaluate(op: str, operand: Any, res: Resolution, ctx: MatchContext, expecte
     if op in IDENTITY_OPERATORS:
         check = identity.IDENTITY_CHECKS[op]
         outcomes = [check(v, operand, ctx.identities) for v in res.values]
+        if res.every == ANY and outcomes:
+            return (any(ok for ok, _ in outcomes), outcomes[0][1] + " (some value)")
         if not outcomes:  # `index: all` over no value: still report what was wanted
             _, described = check(MISSING, operand, ctx.identities)
             return False, described
         return (all(ok for ok, _ in outcomes), outcomes[0][1])
     results = [apply(op, v, operand) for v in res.values]
+    if res.every == ANY:
+        return any(results), f"{expected} (some value)"
     if res.every and not results:
         return op in HOLDS_ON_NOTHING, f"{expected} (every value)"
     held = all(results) if results else apply(op, MISSING, operand)

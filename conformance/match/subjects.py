@@ -42,6 +42,7 @@ _ACCEPTS = {
     "request_uri": ("uri_param",),
 }
 META = ("ref", "note", "name", "level")
+ANY = "any"  # Resolution.every for `index: any`
 
 # Headers whose value is credentials or a challenge (RFC 3261 20.7, 20.27, 20.28, 20.44; RFC 9110 11).
 _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate"})
@@ -51,7 +52,7 @@ _AUTH_HEADERS = frozenset({"authorization", "proxy-authorization", "www-authenti
 class Resolution:
     label: str  # how the report names the subject, e.g. "header Location query code"
     values: list[Any] = field(default_factory=list)  # one per selected occurrence; MISSING allowed
-    every: bool = False  # `index: all`: the operator must hold for each value
+    every: bool | str = False  # `index: all`: the operator must hold for each value; ANY: for one of them
     all_values: list[Any] | None = None  # what `count` counts (default: the present values)
     unobservable: str | None = None  # the harness could not look: inconclusive
     failure: str | None = None  # the SUT gave nothing to look at (no answer, not a JWT): fail
@@ -243,12 +244,14 @@ def _refinement_label(item: Mapping[str, Any]) -> str:
 
 
 def _select(item: Mapping[str, Any], values: list[Any]) -> tuple[list[Any], bool]:
-    """Apply `index` (default 0, negative from the end, `all`)."""
+    """Apply `index` (default 0, negative from the end, `all`, `any`)."""
     index = item.get("index", 0)
     if index == "all":
         return list(values), True
+    if index == "any":  # e.g. the session cookie among others whose order and names are the SUT's
+        return list(values), ANY
     if isinstance(index, bool) or not isinstance(index, int):
-        raise MalformedExpectation(f"index takes an integer or 'all', not {index!r}")
+        raise MalformedExpectation(f"index takes an integer, 'all' or 'any', not {index!r}")
     try:
         return [values[index]], False
     except IndexError:

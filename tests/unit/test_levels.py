@@ -121,3 +121,15 @@ def test_requires_pixit_and_level_are_validated(tmp_path: Path):
     with pytest.raises(TestCaseError) as exc:
         load_testcase(p)
     assert ":11:" in str(exc.value) and "MUST, SHOULD or MAY" in str(exc.value)
+
+
+def test_index_any_holds_when_one_value_does():
+    login = HttpExchange(method="POST", url="https://tp/login", status=303, reason="See Other",
+                         headers=[("Set-Cookie", "csrf=1; Path=/; Secure"),
+                                  ("Set-Cookie", "sid=2; Path=/; Secure; HttpOnly")])
+    first, some, none = check([{"header": "Set-Cookie", "regex": "(?i);\\s*httponly"},
+                               {"header": "Set-Cookie", "index": "any", "regex": "(?i);\\s*httponly"},
+                               {"header": "Set-Cookie", "index": "any", "regex": "(?i);\\s*samesite"}],
+                              login, MatchContext())
+    assert (first.verdict, some.verdict, none.verdict) == (Verdict.FAIL, Verdict.PASS, Verdict.FAIL)
+    assert "(some value)" in some.expected
