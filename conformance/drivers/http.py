@@ -6,6 +6,7 @@ profile says whom to trust. TLS goes through the harness context so the key log 
 
 from __future__ import annotations
 
+import http.client
 import socket
 import ssl
 from collections.abc import Mapping, Sequence
@@ -188,9 +189,10 @@ class HttpDriver:
             if _never_connected(exc):
                 raise TransportError("connect", f"{what}: {_reason(exc)}") from exc
             return self._broken(step, mark, what, exc)
-        except (requests.exceptions.Timeout, deadline.DeadlineExceeded) as exc:
+        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
             return self._broken(step, mark, what, exc, timeout=True)
-        except requests.exceptions.RequestException as exc:  # chunked framing, decoding: a broken answer
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                OSError) as exc:  # the body cut short, chunked framing, decoding: a broken answer
             return self._broken(step, mark, what, exc)
         elapsed_ms = (step.clock.now() - start) * 1000.0
         body_bytes = prepared.body or b""

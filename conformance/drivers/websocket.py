@@ -208,6 +208,14 @@ def _peer_spoke(sock) -> bool:
     return bool(readable)
 
 
+def _data_started(raw: bytes, ws) -> bool:
+    """Whether the bytes since the last complete frame began a data message (RFC 6455 5.2
+    opcodes 0-2) or fragments are pending: an unfinished message, not silence. A partial ping
+    at the deadline is not a message."""
+    pending = getattr(getattr(ws, "cont_frame", None), "recving_frames", None)
+    return pending is not None or (bool(raw) and raw[0] & 0x0F in (0, 1, 2))
+
+
 def decode_sip(data: bytes, transport: str, peer: str) -> SipReceived | Garbage:
     """One SIP message that arrived whole (a WebSocket message, a datagram): a cut one is garbage."""
     cut = sip.truncation(data)
@@ -294,7 +302,7 @@ class WsConnection:
                 opcode, frame = self._ws.recv_data_frame(control_frame=True)
             except wsc.WebSocketTimeoutException:
                 raw = step.received_since(mark)
-                if raw:  # frames started (fragments, a partial frame) but no message completed
+                if _data_started(raw, self._ws):  # a data message began (fragments, a partial frame)
                     return Garbage(raw=raw, reason="no complete WebSocket message when the step deadline of "
                                    f"{step.total_s:g} s passed", transport=self.transport)
                 return waited()

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.events import Nothing
 from conformance.match.engine import MatchContext, check, save
 from conformance.model.testcase import TestCase
 from conformance.run import actions, identities
 from conformance.run.clock import as_clock
 from conformance.run.deadline import Deadline
+from conformance.run.evidence import BoundedReporter
 from conformance.run.reporter import NullReporter, Reporter
 from conformance.run.state import CaseState
 from conformance.run.templating import TemplateContext, TemplateError, render
@@ -126,7 +128,8 @@ class Engine:
     def __init__(self, profile: Any, *, reporter: Reporter | None = None, workdir: Path | None = None,
                  capture_factory=None, no_capture_reason: str = "", clock=None):
         self.profile = profile
-        self.reporter = reporter or NullReporter()
+        # every attachment and the whole case's evidence bounded, whatever the SUT sends
+        self.reporter = BoundedReporter(reporter or NullReporter())
         self.workdir = Path(workdir or ".ims-conformance")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.capture_factory = capture_factory
@@ -136,6 +139,7 @@ class Engine:
 
     # -- one test case ---------------------------------------------------------------------------
     def run(self, tc: TestCase) -> CaseResult:
+        self.reporter.new_case()
         keylog = self.workdir / "harness.keylog"
         try:
             user = self.identities.for_case(tc)
@@ -155,7 +159,10 @@ class Engine:
                 if outcome.verdict != Verdict.PASS:
                     break
         finally:
-            state.close()
+            # closing handshakes get a short deadline too: a peer flooding pings or never sending
+            # its close frame cannot hold the case after its last step
+            with Deadline(min(1.0, self._timeout_s({}) / 4), self.clock).active():
+                state.close()
             stopped = next((s for s in steps if s.verdict not in (Verdict.PASS, Verdict.WARN)), None)
             findings += self._finish_capture(tc, capture, mctx, state, stopped)
         verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
@@ -256,8 +263,11 @@ class Engine:
             except (TemplateError, ValueError) as exc:  # a bad selector is the test case's fault
                 findings.append(_error(f"save {var}", str(exc), getattr(selector, "line", None)))
             except LookupError as exc:
-                findings.append(Finding(Verdict.FAIL, f"save {var}", "a value to save", "nothing",
-                                        message=str(exc), line=getattr(selector, "line", None)))
+                # silence saves nothing and proves nothing (inconclusive); an answer without it fails
+                silent = isinstance(received, Nothing)
+                findings.append(Finding(Verdict.INCONCLUSIVE if silent else Verdict.FAIL, f"save {var}",
+                                        "a value to save", "nothing", message=str(exc),
+                                        line=getattr(selector, "line", None)))
             else:
                 self._attach_if_jwt(var, state.saved[var])
         if name == "forge_token" and isinstance(received, dict):
