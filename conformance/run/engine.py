@@ -93,6 +93,22 @@ class CaseResult:
         return "\n".join(lines)
 
 
+def _not_due(findings: list[Finding], stopped: StepOutcome | None) -> list[Finding]:
+    """A message the capture misses after the case stopped early may never have been due (the
+    steps that would have caused it did not run): not evaluated, never a failure. What the
+    capture did see (a forbidden message, a wrong header) stays a finding."""
+    if stopped is None:
+        return findings
+    out = []
+    for f in findings:
+        if f.verdict == Verdict.FAIL and f.expected in ("present", "present in order"):
+            f = Finding(Verdict.INCONCLUSIVE, f.subject, f.expected, f.actual, f.ref,
+                        f"not evaluated: the case stopped at step '{stopped.title}' ({stopped.verdict.value})",
+                        f.line, f.level)
+        out.append(f)
+    return out
+
+
 def implicit_findings(received, has_expectations: bool, line: int | None) -> list[Finding]:
     """Checks every step makes whatever its `expect` says: an opening handshake answered 101 that
     the harness could not accept (wrong Sec-WebSocket-Accept, RFC 6455 4.1) fails here, so the case
@@ -164,7 +180,7 @@ class Engine:
             with Deadline(min(1.0, self._timeout_s({}) / 4), self.clock).active():
                 state.close()
             stopped = next((s for s in steps if s.verdict not in (Verdict.PASS, Verdict.WARN)), None)
-            findings += self._finish_capture(tc, capture, mctx, state, stopped)
+            findings += _not_due(self._finish_capture(tc, capture, mctx, state, stopped), stopped)
         verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
         if not steps and verdict == Verdict.PASS:
             verdict = Verdict.ERROR
