@@ -3,6 +3,9 @@ tests of every bound (step deadline, drip-feeding peers, ping floods) run withou
 
 `MonotonicClock` is the real one. `FakeClock` only moves when told to (`advance`) or, with
 `step`, by a fixed amount at every reading, which models a peer whose every byte costs time.
+Drivers read the clock through the step's active deadline (conformance.run.deadline). Against a
+real socket that stays silent, give a FakeClock a `step`: a frozen fake clock never reaches the
+deadline while the socket's own timeouts keep expiring.
 """
 
 from __future__ import annotations
