@@ -40,6 +40,18 @@ def _load_profile(path: str):
         return None
 
 
+def _profile_ok(profile) -> bool:
+    """The profile loaded and every file it names is there (file:line of each missing one)."""
+    if profile is None:
+        return False
+    from conformance.model.profile_files import check_files
+
+    missing = check_files(profile)
+    for p in missing:
+        print(p, file=sys.stderr)
+    return not missing
+
+
 # -- validate ----------------------------------------------------------------------------------------
 def cmd_validate(args) -> int:
     from conformance.model.catalog import validate_catalog
@@ -47,7 +59,7 @@ def cmd_validate(args) -> int:
     problems = validate_catalog(Path(args.catalog))
     for p in problems:
         print(p)
-    if args.profile and _load_profile(args.profile) is None:
+    if args.profile and not _profile_ok(_load_profile(args.profile)):
         return EXIT_ERROR
     if problems:
         print(f"{len(problems)} problem(s) in {args.catalog}", file=sys.stderr)
@@ -101,8 +113,16 @@ def cmd_run(args) -> int:
     import pytest
 
     profile = _load_profile(args.profile)
-    if profile is None:
+    if not _profile_ok(profile):
         return EXIT_ERROR
+    # every rule `validate` applies (unique ids, folders, regexes, ...) holds before anything is sent
+    from conformance.model.catalog import validate_catalog
+
+    problems = validate_catalog(Path(args.catalog))
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        return _die(f"{len(problems)} problem(s) in {args.catalog}; nothing was sent (see `validate`)")
     workdir = Path(args.workdir)
     verdict_files.clear(workdir)
     argv = [str(args.catalog), "--profile", args.profile, "--alluredir", args.alluredir, "--clean-alluredir",
@@ -175,9 +195,27 @@ def cmd_demo(args) -> int:
 # -- reference network -------------------------------------------------------------------------------
 def cmd_reference(args) -> int:
     import os
+    import signal
 
     cmd = [sys.executable, "-m", "refnet", *args.refnet_args]
-    return subprocess.call(cmd, env={**os.environ, "REFNET_PROG": "ims-conformance reference"})
+    child = subprocess.Popen(cmd, env={**os.environ, "REFNET_PROG": "ims-conformance reference"})
+
+    # SIGTERM, SIGHUP and Ctrl-C stop the network as Ctrl-C does: passed to refnet, which stops
+    # every node it started, then waited for; no traceback, no process left behind.
+    def forward(signum, _frame):
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # a second Ctrl-C while refnet stops: keep waiting for it
+                continue
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 # -- analyze -----------------------------------------------------------------------------------------

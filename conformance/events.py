@@ -27,8 +27,17 @@ class HttpExchange:
     status: int | None = None
     reason: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)  # response headers, in order
-    body: bytes = b""
+    body: bytes = b""  # at most conformance.drivers.tls.MESSAGE_LIMIT bytes are kept
     elapsed_ms: float = 0.0
+    body_length: int | None = None  # the true length when the body was cut (None: body is whole)
+
+    def __post_init__(self) -> None:
+        if self.body_length is not None and self.body_length == len(self.body):
+            self.body_length = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.body_length is not None
 
     def header_values(self, name: str) -> list[str]:
         return _get_header(self.headers, name)
@@ -55,6 +64,7 @@ class WsHandshake:
     subprotocol: str | None = None
     body: bytes = b""  # body of a refused handshake
     error: str = ""  # why the harness did not consider the connection open (e.g. bad Sec-WebSocket-Accept)
+    raw: bytes = b""  # what arrived when it was not an HTTP response (garbage, a TLS alert), bounded
 
     def header_values(self, name: str) -> list[str]:
         return _get_header(self.headers, name)
@@ -92,3 +102,6 @@ class Nothing:
     """No message arrived before the bounded wait ended."""
 
     waited_ms: float
+    # Whether the peer proved alive on this connection before (answered something): a check that
+    # nothing comes back means something only then. None: not known (e.g. no wait at all).
+    peer_alive: bool | None = None

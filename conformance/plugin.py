@@ -282,7 +282,15 @@ def pytest_sessionstart(session):
 
     profile = _profile(config)
     if not hasattr(config, "workerinput"):  # xdist workers use the network their controller started
-        config._ims_refnet = reference.ensure_up(profile)
+        try:
+            config._ims_refnet = reference.ensure_up(profile)
+        except reference.NetworkMismatch as exc:
+            raise pytest.UsageError(str(exc)) from None
+    from conformance.model.profile_files import check_files
+
+    missing = check_files(profile, network_started=True)
+    if missing:  # before anything is sent: every TLS connection would fail as the SUT's fault
+        raise pytest.UsageError("\n".join(map(str, missing)))
     factory = _capture_factory(config, profile)
     if factory is not None:  # sniff from the start: later cases may reuse connections opened now
         factory.ensure_started(Path(config.getoption("--ims-workdir")) / "harness.keylog")

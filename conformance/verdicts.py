@@ -42,6 +42,15 @@ def worst(verdicts) -> Verdict:
     return max(verdicts, key=lambda v: v.rank) if verdicts else Verdict.PASS
 
 
+EXCERPT_CHARS = 1000
+
+
+def _excerpt(text):
+    if not isinstance(text, str) or len(text) <= EXCERPT_CHARS:
+        return text
+    return text[:EXCERPT_CHARS] + f"... ({len(text)} chars)"
+
+
 @dataclass
 class Finding:
     """The outcome of one expectation: what was expected, what was seen, which clause it enforces."""
@@ -56,6 +65,10 @@ class Finding:
     level: Level = Level.MUST
 
     def __post_init__(self) -> None:
+        # A finding quotes at most an excerpt of what arrived: the message itself is attached
+        # once, bounded (conformance.run.evidence), never copied into every finding.
+        self.expected, self.actual = _excerpt(self.expected), _excerpt(self.actual)
+        self.message = _excerpt(self.message)
         # A violated requirement below MUST is a warning, never a failure: the level decides,
         # not the matcher that found the violation.
         self.level = Level(self.level)

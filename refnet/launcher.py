@@ -268,10 +268,11 @@ def config_from_args(args: argparse.Namespace) -> NetworkConfig:
 
 
 def run_foreground(cfg: NetworkConfig, nodes: Iterable[str] = NODES, out=sys.stdout) -> int:
-    """Start, print one line per node as it listens, and stop everything on SIGINT/SIGTERM or when
-    a node dies. Returns the exit status."""
+    """Start, print one line per node as it listens, and stop everything on SIGINT/SIGTERM/SIGHUP
+    or when a node dies. Returns the exit status."""
     stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, lambda *_: stop.set())
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         def ready(node, host, port, pid):
             print(f"{node:<7} listening on {host}:{port} (pid {pid})", file=out, flush=True)

@@ -469,6 +469,34 @@ def parse(data: bytes, *, strict: bool = False) -> Message:
     return _parse(data, None).msg
 
 
+def truncation(data: bytes) -> str | None:
+    """Why a message that arrived whole (a datagram, a WebSocket message) is cut short, or None
+    when it is complete: a header section without the empty line that ends it (RFC 3261 7), or
+    a body shorter than its Content-Length (RFC 3261 18.3: a datagram with fewer octets is
+    discarded). The lenient `parse` accepts both; a driver reports them as garbage with the bytes.
+    """
+    data = bytes(data)
+    start = len(data) - len(data.lstrip(b"\r\n"))
+    m = _HEADER_END.search(data, start)
+    if not m:
+        return "truncated: no empty line ends the header section (RFC 3261 7)"
+    head = data[start:m.start()].decode("utf-8", "surrogateescape")
+    for line in head.split("\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep and header_key(name.strip()) == "content-length":
+            value = value.strip(_WS_CR)
+            if _DIGITS.fullmatch(value) and bounded_int(value) > len(data) - m.end():
+                return (f"truncated: Content-Length {bounded_int(value)} but only {len(data) - m.end()} "
+                        "octets follow (RFC 3261 18.3)")
+            break
+    return None
+
+
+def missing_mandatory(msg: Message) -> list[str]:
+    """The mandatory header fields (RFC 3261 8.1.1, 8.2.6.2) a message lacks."""
+    return [name for name in ("To", "From", "CSeq", "Call-ID", "Via") if name not in msg.headers]
+
+
 # ----------------------------------------------------------------------------------------------
 # Validate
 
@@ -565,9 +593,8 @@ class _Checker:
     def mandatory(self) -> None:
         # 8.1.1: To, From, CSeq, Call-ID, Max-Forwards, Via; responses copy all but Max-Forwards (8.2.6.2)
         headers = self.msg.headers
-        for name in ("To", "From", "CSeq", "Call-ID", "Via"):
-            if name not in headers:
-                self.add("RFC3261-8.1.1 mandatory-header", f"missing mandatory header {name}")
+        for name in missing_mandatory(self.msg):
+            self.add("RFC3261-8.1.1 mandatory-header", f"missing mandatory header {name}")
         if self.msg.is_request:
             if "Max-Forwards" not in headers:
                 self.add("RFC3261-8.1.1.6 max-forwards-missing", "no Max-Forwards (RFC 2543 style)",

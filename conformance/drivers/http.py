@@ -6,8 +6,9 @@ profile says whom to trust. TLS goes through the harness context so the key log 
 
 from __future__ import annotations
 
+import http.client
+import socket
 import ssl
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -16,12 +17,46 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from conformance.drivers import TransportError
-from conformance.drivers.tls import client_context
-from conformance.events import HttpExchange
+from conformance.drivers.tls import MESSAGE_LIMIT, client_context, open_tcp
+from conformance.events import Garbage, HttpExchange
+from conformance.run import deadline
+
+
+class _HarnessConnectionMixin:
+    """urllib3 connections on the harness socket class: every read and write obeys the step
+    deadline and is recorded as evidence (conformance.drivers.tls)."""
+
+    def _new_conn(self):
+        try:
+            return open_tcp(self._dns_host, self.port, self.timeout, self.source_address)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"connect to {self.host} timed out") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+
+
+class _HttpConnection(_HarnessConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HttpsConnection(_HarnessConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HttpPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HttpConnection
+
+
+class _HttpsPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HttpsConnection
 
 
 class _HarnessAdapter(HTTPAdapter):
@@ -34,6 +69,7 @@ class _HarnessAdapter(HTTPAdapter):
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
         pool_kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HttpPool, "https": _HttpsPool}
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
@@ -62,7 +98,9 @@ class HttpDriver:
         self.session.trust_env = False  # no proxies, no REQUESTS_CA_BUNDLE, no .netrc
         self.session.verify = True  # verification by the harness context (CERT_REQUIRED)
         ctx = ssl_context if ssl_context is not None else client_context(ca_bundle, keylog)
-        self.session.mount("https://", _HarnessAdapter(ctx))
+        adapter = _HarnessAdapter(ctx)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         if user_agent:
             self.session.headers["User-Agent"] = user_agent
 
@@ -78,6 +116,8 @@ class HttpDriver:
         """GET a JSON document (the AS JWKS); raises TransportError or ValueError."""
         exchange = self.request("GET", url, headers={"Accept": "application/json"}, send_cookies=False,
                                 timeout_s=timeout_s)
+        if isinstance(exchange, Garbage):
+            raise ValueError(f"GET {url}: {exchange.reason}")
         if exchange.status != 200:
             raise ValueError(f"GET {url} answered {exchange.status}")
         return exchange.json()
@@ -96,8 +136,9 @@ class HttpDriver:
         bearer: str | None = None,
         send_cookies: bool = True,
         timeout_s: float | None = None,
-    ) -> HttpExchange:
-        """Send one request; return the exchange. Raises TransportError if no response came.
+    ) -> HttpExchange | Garbage:
+        """Send one request; return the exchange, or Garbage (with the bytes) when the SUT answered
+        something that is not a complete response. Raises TransportError if no answer came at all.
 
         headers: override the defaults (None removes one); basic: (user, secret) for RFC 7617;
         send_cookies False sends none of the jar's cookies (those received are still stored).
@@ -118,16 +159,42 @@ class HttpDriver:
         if not send_cookies:
             prepared.headers.pop("Cookie", None)
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        start = time.monotonic()
+        step = deadline.current()
+        if step is None:  # library use: a deadline of its own, so the total stays bounded here too
+            with deadline.run_within(timeout, connect_s=timeout):
+                return self._send(prepared, method, url)
+        return self._send(prepared, method, url)
+
+    def _send(self, prepared: requests.PreparedRequest, method: str, url: str) -> HttpExchange | Garbage:
+        step = deadline.current()
+        mark = step.mark()
+        start = step.clock.now()
+        connect_s, read_s = step.connect_timeout(), max(step.remaining(), 0.001)
+        what = f"{method} {url}"
         try:
-            resp = self.session.send(prepared, allow_redirects=False, timeout=timeout)
+            resp = self.session.send(prepared, allow_redirects=False, timeout=(connect_s, read_s), stream=True)
+            try:
+                body, total = _read_capped(resp)
+            finally:
+                resp.close()
+        except requests.exceptions.ConnectTimeout as exc:
+            raise TransportError("connect", f"{what}: no connection within {connect_s:.3g} s") from exc
         except requests.exceptions.SSLError as exc:
-            raise TransportError("tls", f"{method} {url}: {exc}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise TransportError("timeout", f"{method} {url}: no response within {timeout} s") from exc
-        except requests.exceptions.RequestException as exc:
-            raise TransportError("connect", f"{method} {url}: {exc}") from exc
-        elapsed_ms = (time.monotonic() - start) * 1000.0
+            if "timed out" in str(exc):  # silence during the TLS handshake
+                raise TransportError("timeout", f"{what}: TLS handshake: no answer in time") from exc
+            # the SUT answered, with a certificate or a TLS message the harness refuses: its fault
+            return Garbage(raw=step.received_since(mark), reason=f"TLS handshake failed: {_reason(exc)}",
+                           transport="https")
+        except requests.exceptions.ConnectionError as exc:
+            if _never_connected(exc):
+                raise TransportError("connect", f"{what}: {_reason(exc)}") from exc
+            return self._broken(step, mark, what, exc)
+        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+            return self._broken(step, mark, what, exc, timeout=True)
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                OSError) as exc:  # the body cut short, chunked framing, decoding: a broken answer
+            return self._broken(step, mark, what, exc)
+        elapsed_ms = (step.clock.now() - start) * 1000.0
         body_bytes = prepared.body or b""
         return HttpExchange(
             method=prepared.method or method.upper(),
@@ -138,12 +205,62 @@ class HttpDriver:
             reason=resp.reason or "",
             # urllib3 keeps every field line; requests' own dict merges duplicates (Set-Cookie)
             headers=list(resp.raw.headers.iteritems()),
-            body=resp.content or b"",
+            body=body,
             elapsed_ms=elapsed_ms,
+            body_length=total,
         )
+
+    @staticmethod
+    def _broken(step, mark: int, what: str, exc: Exception, timeout: bool = False) -> Garbage:
+        """The SUT accepted the connection, then answered something that is not a complete HTTP
+        response (garbage, a half response, a close) or nothing at all before the deadline."""
+        raw = step.received_since(mark)
+        if timeout and not raw:
+            raise TransportError("timeout", f"{what}: no answer within the step deadline of {step.total_s:g} s") \
+                from exc
+        why = (f"incomplete answer when the step deadline of {step.total_s:g} s passed" if timeout
+               else f"not a complete HTTP response: {_reason(exc)}")
+        return Garbage(raw=raw, reason=why, transport="http")
 
     def close(self) -> None:
         self.session.close()
+
+
+def _read_capped(resp: requests.Response) -> tuple[bytes, int]:
+    """The body, at most MESSAGE_LIMIT bytes kept, and its true length (the rest is read and
+    dropped within the deadline, so a 10 MiB answer costs 1 MiB of memory)."""
+    kept = bytearray()
+    total = 0
+    for chunk in resp.raw.stream(65536, decode_content=True):
+        total += len(chunk)
+        if len(kept) < MESSAGE_LIMIT:
+            kept += chunk[:MESSAGE_LIMIT - len(kept)]
+    return bytes(kept), total
+
+
+def _never_connected(exc: Exception) -> bool:
+    """True when no TCP connection was made at all (refused, no route, unknown name)."""
+    seen: set[int] = set()
+    stack: list = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, NewConnectionError | NameResolutionError | ConnectionRefusedError):
+            return True
+        stack += [getattr(e, "reason", None), e.__cause__, e.__context__] + [a for a in getattr(e, "args", ())
+                                                                            if isinstance(a, BaseException)]
+    return False
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost message of a requests/urllib3 exception chain, short."""
+    text = str(exc)
+    inner = getattr(exc, "args", ())
+    if inner and isinstance(inner[0], BaseException):
+        text = str(getattr(inner[0], "reason", None) or inner[0])
+    return text[:300]
 
 
 def _sent_headers(prepared: requests.PreparedRequest) -> list[tuple[str, str]]:

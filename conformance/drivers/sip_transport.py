@@ -8,12 +8,15 @@ still received. TCP: messages are framed by Content-Length with the codec's Stre
 from __future__ import annotations
 
 import socket
-import time
 from collections import deque
 
 from conformance.codec import sip
 from conformance.drivers import TransportError
+from conformance.drivers.tls import open_tcp
+from conformance.drivers.websocket import decode_sip
 from conformance.events import Garbage, Nothing, SipReceived, WsClosed
+from conformance.run import deadline
+from conformance.run.clock import MONOTONIC
 
 MAX_DATAGRAM = 65535
 
@@ -32,6 +35,8 @@ class SipUdp:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(local)
         self._last_peer: tuple | None = None
+        self.alive = False  # a datagram came back at least once: the peer is alive
+        self.refused = False  # an ICMP port unreachable came back: nothing listens there
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -53,21 +58,35 @@ class SipUdp:
             raise TransportError("connect", f"udp {_hostport(target)}: {exc}") from exc
 
     def recv(self, timeout_s: float) -> SipReceived | Garbage | Nothing:
-        start = time.monotonic()
-        self.sock.settimeout(max(timeout_s, 0.001))
-        try:
-            data, peer = self.sock.recvfrom(MAX_DATAGRAM)
-        except (TimeoutError, BlockingIOError):
-            return Nothing(waited_ms=(time.monotonic() - start) * 1000.0)
-        except ConnectionRefusedError:
-            # Linux reports an ICMP port unreachable for an earlier datagram on the next call
-            return Nothing(waited_ms=(time.monotonic() - start) * 1000.0)
+        """The next datagram within the step deadline (timeout_s when none is active)."""
+        step = deadline.current()
+        clock = step.clock if step is not None else MONOTONIC
+        start = clock.now()
+        end = start + timeout_s if step is None else step.end
+
+        def waited() -> Nothing:
+            return Nothing(waited_ms=(clock.now() - start) * 1000.0, peer_alive=self.alive)
+
+        while True:
+            left = end - clock.now()
+            if left <= 0:
+                return waited()
+            self.sock.settimeout(left)
+            try:
+                data, peer = self.sock.recvfrom(MAX_DATAGRAM)
+            except (TimeoutError, BlockingIOError):
+                return waited()
+            except ConnectionRefusedError:
+                # Linux reports an ICMP port unreachable for an earlier datagram on the next call:
+                # nothing listens there, so nothing can be observed (not a proof of life)
+                self.refused = True
+                continue
+            break
         self._last_peer = peer
-        try:
-            message = sip.parse(data)
-        except sip.SipParseError as exc:
-            return Garbage(raw=data, reason=f"not a SIP message: {exc}", transport=self.transport)
-        return SipReceived(message=message, raw=data, transport=self.transport, peer=_hostport(peer))
+        self.alive = True
+        if step is not None:
+            step.record(data)
+        return decode_sip(data, self.transport, _hostport(peer))
 
     def close(self) -> None:
         self.sock.close()
@@ -82,7 +101,7 @@ class SipTcp:
                  connect_timeout_s: float = 3.0, max_message: int = 65536):
         self.remote = remote
         try:
-            self.sock = socket.create_connection(remote, timeout=connect_timeout_s, source_address=local)
+            self.sock = open_tcp(remote[0], remote[1], connect_timeout_s, local)
         except OSError as exc:
             kind = "timeout" if isinstance(exc, TimeoutError) else "connect"
             raise TransportError(kind, f"tcp {_hostport(remote)}: {exc}") from exc
@@ -90,6 +109,7 @@ class SipTcp:
         self._pending = bytearray()  # the bytes the parser holds, mirrored to report them as evidence
         self._queue: deque = deque()
         self.closed: WsClosed | None = None
+        self.alive = False  # the peer sent something at least once
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -102,16 +122,27 @@ class SipTcp:
             raise TransportError("closed", f"tcp {_hostport(self.remote)}: {exc}") from exc
 
     def recv(self, timeout_s: float) -> SipReceived | Garbage | Nothing | WsClosed:
-        """The next message; WsClosed(None) once the peer closed and nothing is left to read."""
-        start = time.monotonic()
-        deadline = start + timeout_s
+        """The next message within the step deadline (timeout_s when none is active); WsClosed(None)
+        once the peer closed and nothing is left to read. Bytes of a message still unfinished when
+        the deadline passes are garbage (a peer dripping a message), not silence."""
+        if deadline.current() is None:
+            with deadline.run_within(timeout_s):
+                return self._recv()
+        return self._recv()
+
+    def _recv(self) -> SipReceived | Garbage | Nothing | WsClosed:
+        step = deadline.current()
+        start = step.clock.now()
         while not self._queue:
             if self.closed is not None:
                 return self.closed
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return Nothing(waited_ms=(time.monotonic() - start) * 1000.0)
-            self.sock.settimeout(remaining)
+            if step.expired():
+                if bytes(self._pending).strip(b"\r\n"):
+                    partial, self._pending = bytes(self._pending), bytearray()
+                    self._parser.reset()
+                    return Garbage(raw=partial, reason="no complete SIP message when the step deadline of "
+                                   f"{step.total_s:g} s passed", transport=self.transport)
+                return Nothing(waited_ms=(step.clock.now() - start) * 1000.0, peer_alive=self.alive)
             try:
                 data = self.sock.recv(65536)
             except TimeoutError:
@@ -123,6 +154,7 @@ class SipTcp:
                 self.closed = WsClosed(None, "TCP connection closed by the peer")
                 self._flush_partial()
                 continue
+            self.alive = True
             self._feed(data)
         return self._queue.popleft()
 

@@ -16,6 +16,15 @@ import ssl
 import threading
 from pathlib import Path
 
+from conformance.run import deadline
+
+MESSAGE_LIMIT = 1024 * 1024  # bytes one received message may take (a harness limit, not PIXIT)
+TRANSCRIPT_LIMIT = 64 * 1024  # bytes of a handshake transcript kept as evidence
+
+
+class ReceiveLimit(Exception):
+    """The peer sent more than the connection's receive budget (an endless or giant message)."""
+
 
 class _Transcript:
     """Plaintext a socket sent and received while recording: evidence of the WebSocket handshake.
@@ -23,10 +32,16 @@ class _Transcript:
     websocket-client writes the opening handshake with `send` and reads it with `recv` on the
     socket it is given, and reports the response as a dict (duplicates merged); keeping the
     bytes lets the driver report both directions exactly as they crossed the wire.
+
+    Every read and write also obeys the step deadline active in the thread (conformance.run.
+    deadline): the socket timeout is what is left of the step, never a fresh per-read timeout,
+    so a peer dripping bytes cannot hold a step past its end. What arrives is recorded (bounded)
+    on that deadline as evidence, and `recv_budget` bounds how much one message may take.
     """
 
     _sent: bytearray | None = None
     _received: bytearray | None = None
+    recv_budget: int | None = None  # bytes this socket may still receive; None = no bound
 
     def start_transcript(self) -> None:
         self._sent, self._received = bytearray(), bytearray()
@@ -36,17 +51,49 @@ class _Transcript:
         self._sent = self._received = None
         return sent, received
 
+    def _bound(self) -> None:
+        active = deadline.current()
+        if active is not None:
+            self.settimeout(active.socket_timeout())
+
+    def _got(self, data) -> None:
+        if not data:
+            return
+        active = deadline.current()
+        if active is not None:
+            active.record(bytes(data))
+        if self._received is not None and len(self._received) < TRANSCRIPT_LIMIT:
+            self._received += bytes(data)[:TRANSCRIPT_LIMIT - len(self._received)]
+        if self.recv_budget is not None:
+            self.recv_budget -= len(data)
+            if self.recv_budget < 0:
+                raise ReceiveLimit(f"the peer sent more than the {MESSAGE_LIMIT} bytes a message may take")
+
     def send(self, data, *args):  # noqa: D401 - same contract as socket.send
+        self._bound()
         n = super().send(data, *args)
         if self._sent is not None:
             self._sent += bytes(data)[:n]
         return n
 
+    def sendall(self, data, *args):
+        self._bound()
+        super().sendall(data, *args)
+        if self._sent is not None:
+            self._sent += bytes(data)
+
     def recv(self, *args):
+        self._bound()
         data = super().recv(*args)
-        if self._received is not None:
-            self._received += data
+        self._got(data)
         return data
+
+    def recv_into(self, buffer, *args):
+        self._bound()
+        n = super().recv_into(buffer, *args)
+        if n:
+            self._got(memoryview(buffer)[:n])
+        return n
 
 
 class TranscriptSocket(_Transcript, socket.socket):
@@ -99,3 +146,24 @@ def _new_context(ca_bundle: str | None, keylog_path: str | None) -> HarnessSSLCo
         Path(keylog_path).parent.mkdir(parents=True, exist_ok=True)
         ctx.keylog_filename = keylog_path  # OpenSSL appends one NSS line per secret
     return ctx
+
+
+def open_tcp(host: str, port: int, timeout_s: float, source_address: tuple[str, int] | None = None,
+             ) -> TranscriptSocket:
+    """A connected harness TCP socket (deadline-aware reads and writes). The connect is bounded
+    by timeout_s, and by the active step's connect bound when one is active."""
+    active = deadline.current()
+    if active is not None:
+        timeout_s = min(timeout_s, active.connect_timeout()) if timeout_s else active.connect_timeout()
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    family, stype, proto, _, addr = infos[0]
+    sock = TranscriptSocket(family, stype, proto)
+    sock.settimeout(timeout_s)
+    try:
+        if source_address:
+            sock.bind(source_address)
+        sock.connect(addr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

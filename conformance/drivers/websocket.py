@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import io
 import select
-import socket
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -24,8 +23,9 @@ from websocket import _handshake as _wsc_handshake
 from conformance.codec import sip
 from conformance.codec.websocket import OPCODES_BY_NAME, build_frame, parse_close
 from conformance.drivers import TransportError
-from conformance.drivers.tls import TranscriptSocket, TranscriptSSLSocket
+from conformance.drivers.tls import MESSAGE_LIMIT, ReceiveLimit, TranscriptSSLSocket, open_tcp
 from conformance.events import Garbage, Nothing, SipReceived, WsClosed, WsHandshake
+from conformance.run import deadline
 
 
 def connect(
@@ -48,7 +48,9 @@ def connect(
     domain matching).
     headers: extra handshake headers; a value replaces the one websocket-client would send
     (Origin, Host, Sec-WebSocket-Key, ...), None suppresses it where websocket-client allows.
-    Raises TransportError when no HTTP answer came (refused, TLS failure, timeout).
+    Raises TransportError when nothing answered (refused, silent until the deadline); an answer
+    that is not a valid handshake (TLS refused, garbage, a close, a wrong accept key) is returned
+    as a handshake with its error and the bytes received.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
@@ -60,16 +62,37 @@ def connect(
     if cookie:
         options["cookie"] = cookie
 
-    sock = _open_socket(host, port, secure, ssl_context, server_hostname or host, timeout_s, source_address)
+    if deadline.current() is None:  # library use: the handshake gets a deadline of its own
+        with deadline.run_within(timeout_s, connect_s=timeout_s):
+            return _connect(url, host, port, secure, ssl_context, server_hostname, timeout_s, source_address,
+                            options)
+    return _connect(url, host, port, secure, ssl_context, server_hostname, timeout_s, source_address, options)
+
+
+def _connect(url, host, port, secure, ssl_context, server_hostname, timeout_s, source_address, options):
+    step = deadline.current()
+    try:
+        sock = _open_socket(host, port, secure, ssl_context, server_hostname or host, timeout_s, source_address)
+    except TransportError as exc:
+        if exc.kind != "tls":
+            raise
+        # the SUT answered with a certificate or TLS message the harness refuses: observed, its fault
+        return None, WsHandshake(url=url, status=None, error=f"TLS handshake failed: {exc.detail}")
     sock.start_transcript()
     ws = wsc.WebSocket(skip_utf8_validation=True, enable_multithread=True)
     failure: Exception | None = None
     _wsc_handshake.CookieJar.jar.clear()  # a module-global jar would leak cookies between cases
     try:
-        ws.connect(url, socket=sock, timeout=timeout_s, redirect_limit=0, **options)
+        ws.connect(url, socket=sock, timeout=max(step.remaining(), 0.001), redirect_limit=0, **options)
     except wsc.WebSocketTimeoutException as exc:
+        sent, received = sock.stop_transcript()
         sock.close()
-        raise TransportError("timeout", f"{url}: no handshake answer within {timeout_s} s") from exc
+        if not received:  # silence: nothing observed
+            raise TransportError("timeout", f"{url}: no handshake answer within the step deadline of "
+                                 f"{step.total_s:g} s") from exc
+        handshake = _handshake_event(url, sent, received, exc)
+        handshake.error = f"incomplete handshake answer when the step deadline of {step.total_s:g} s passed"
+        return None, handshake
     except (wsc.WebSocketException, OSError) as exc:
         failure = exc
     finally:
@@ -78,8 +101,6 @@ def connect(
     handshake = _handshake_event(url, sent, received, failure)
     if failure is not None:
         sock.close()
-        if handshake.status is None:
-            raise TransportError("closed", f"{url}: {failure}") from failure
         return None, handshake
     peer = f"{host}:{port}"
     return WsConnection(ws, handshake, transport="wss" if secure else "ws", peer=peer), handshake
@@ -113,20 +134,9 @@ def _handshake_options(url, subprotocols, cookie_jar, headers) -> dict:
 
 def _open_socket(host, port, secure, ctx, server_hostname, timeout_s, source_address):
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        raw = open_tcp(host, port, timeout_s, source_address)
     except OSError as exc:
         raise TransportError("connect", f"{host}:{port}: {exc}") from exc
-    family, stype, proto, _, addr = infos[0]
-    raw = TranscriptSocket(family, stype, proto)
-    raw.settimeout(timeout_s)
-    try:
-        if source_address:
-            raw.bind(source_address)
-        raw.connect(addr)
-    except OSError as exc:
-        raw.close()
-        kind = "timeout" if isinstance(exc, TimeoutError) else "connect"
-        raise TransportError(kind, f"{host}:{port}: {exc}") from exc
     if not secure:
         return raw
     if ctx is None:
@@ -148,7 +158,10 @@ def _parse_head(data: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
     if not head:
         return None
     start, _, fields = head.partition(b"\r\n")
-    msg = http.client.parse_headers(io.BytesIO(fields + b"\r\n\r\n"))
+    try:
+        msg = http.client.parse_headers(io.BytesIO(fields + b"\r\n\r\n"))
+    except http.client.HTTPException:  # garbage or too many header lines: no header section to show
+        return start.decode("latin-1"), [], body
     return start.decode("latin-1"), [(k, v) for k, v in msg.items()], body
 
 
@@ -177,6 +190,7 @@ def _handshake_event(url: str, sent: bytes, received: bytes, failure: Exception 
         subprotocol=subprotocol,
         body=body,
         error="" if failure is None else f"handshake failed: {failure}".split(" -+-+- ")[0],
+        raw=received if status is None else b"",
     )
 
 
@@ -194,6 +208,26 @@ def _peer_spoke(sock) -> bool:
     return bool(readable)
 
 
+def _data_started(raw: bytes, ws) -> bool:
+    """Whether the bytes since the last complete frame began a data message (RFC 6455 5.2
+    opcodes 0-2) or fragments are pending: an unfinished message, not silence. A partial ping
+    at the deadline is not a message."""
+    pending = getattr(getattr(ws, "cont_frame", None), "recving_frames", None)
+    return pending is not None or (bool(raw) and raw[0] & 0x0F in (0, 1, 2))
+
+
+def decode_sip(data: bytes, transport: str, peer: str) -> SipReceived | Garbage:
+    """One SIP message that arrived whole (a WebSocket message, a datagram): a cut one is garbage."""
+    cut = sip.truncation(data)
+    if cut is not None:
+        return Garbage(raw=data, reason=f"not a complete SIP message: {cut}", transport=transport)
+    try:
+        message = sip.parse(data)
+    except sip.SipParseError as exc:
+        return Garbage(raw=data, reason=f"not a SIP message: {exc}", transport=transport)
+    return SipReceived(message=message, raw=data, transport=transport, peer=peer)
+
+
 class WsConnection:
     """An open WebSocket: raw sends for negative cases, bounded receives decoded as SIP."""
 
@@ -203,6 +237,7 @@ class WsConnection:
         self.transport = transport
         self.peer = peer
         self.closed: WsClosed | None = None
+        self.alive = True  # the peer answered the opening handshake
 
     @property
     def subprotocol(self) -> str | None:
@@ -239,32 +274,57 @@ class WsConnection:
             raise TransportError("closed", f"{self.peer}: {exc}") from exc
 
     def recv(self, timeout_s: float) -> SipReceived | Garbage | WsClosed | Nothing:
-        """The next data message or the close, waiting at most timeout_s; pings are answered."""
+        """The next data message or the close, within the step deadline (or timeout_s when no step
+        deadline is active); pings are answered on the way, fragments reassembled, both bounded:
+        the deadline covers them all, and one message may take at most MESSAGE_LIMIT bytes."""
         if self.closed is not None:
             return self.closed
-        start = time.monotonic()
-        deadline = start + timeout_s
+        if deadline.current() is None:
+            with deadline.run_within(timeout_s):
+                return self._recv()
+        return self._recv()
+
+    def _recv(self) -> SipReceived | Garbage | WsClosed | Nothing:
+        step = deadline.current()
+        start = step.clock.now()
+        mark = step.mark()
+
+        def waited() -> Nothing:
+            return Nothing(waited_ms=(step.clock.now() - start) * 1000.0, peer_alive=True)
+
+        sock = self._ws.sock
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return Nothing(waited_ms=(time.monotonic() - start) * 1000.0)
+            if step.expired():
+                return waited()
+            if sock is not None:
+                sock.recv_budget = MESSAGE_LIMIT + 16 * 1024  # payload plus frame headers
             try:
-                self._ws.sock.settimeout(remaining)
                 opcode, frame = self._ws.recv_data_frame(control_frame=True)
             except wsc.WebSocketTimeoutException:
-                return Nothing(waited_ms=(time.monotonic() - start) * 1000.0)
+                raw = step.received_since(mark)
+                if _data_started(raw, self._ws):  # a data message began (fragments, a partial frame)
+                    return Garbage(raw=raw, reason="no complete WebSocket message when the step deadline of "
+                                   f"{step.total_s:g} s passed", transport=self.transport)
+                return waited()
+            except ReceiveLimit as exc:
+                self.abort()
+                return Garbage(raw=step.received_since(mark), reason=str(exc), transport=self.transport)
             except wsc.WebSocketProtocolException as exc:
-                return Garbage(raw=b"", reason=f"WebSocket protocol error: {exc}", transport=self.transport)
+                return Garbage(raw=step.received_since(mark), reason=f"WebSocket protocol error: {exc}",
+                               transport=self.transport)
             except (wsc.WebSocketConnectionClosedException, OSError, AttributeError) as exc:
                 self.closed = WsClosed(None, f"connection closed without a close frame ({exc})")
                 return self.closed
+            finally:
+                if sock is not None:
+                    sock.recv_budget = None
             if opcode == wsc.ABNF.OPCODE_CLOSE:
                 close = parse_close(frame.data)
                 self.closed = WsClosed(close.code, close.reason)
                 return self.closed
             if opcode in (wsc.ABNF.OPCODE_TEXT, wsc.ABNF.OPCODE_BINARY):
                 return self._decode(bytes(frame.data), text=opcode == wsc.ABNF.OPCODE_TEXT)
-            # ping (answered by websocket-client) or pong: keep waiting within the deadline
+            mark = step.mark()  # a ping (answered by websocket-client) or pong: wait on within the deadline
 
     def _decode(self, data: bytes, *, text: bool) -> SipReceived | Garbage:
         if text:
@@ -273,11 +333,7 @@ class WsConnection:
             except UnicodeDecodeError as exc:
                 return Garbage(raw=data, reason=f"text frame is not UTF-8 (RFC 6455 5.6): {exc}",
                                transport=self.transport)
-        try:
-            message = sip.parse(data)
-        except sip.SipParseError as exc:
-            return Garbage(raw=data, reason=f"not a SIP message: {exc}", transport=self.transport)
-        return SipReceived(message=message, raw=data, transport=self.transport, peer=self.peer)
+        return decode_sip(data, self.transport, self.peer)
 
     def close(self, code: int = 1000, reason: str = "", timeout_s: float = 2.0) -> WsClosed | None:
         """Send a close frame and wait (bounded) for the peer's; returns the peer's close if seen."""

@@ -44,8 +44,11 @@ def show(value: Any, limit: int = 300) -> str:
     """A value as a report shows it: strings quoted, MISSING as (absent), long text cut."""
     if value is MISSING:
         return "(absent)"
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value[: limit * 4 + 4]).decode("utf-8", "replace") + ("" if len(value) <= limit * 4 + 4
+                                                                            else "\u2026")
+    elif isinstance(value, str) and len(value) > limit * 4 + 4:  # never dump megabytes to show 300 chars
+        value = value[: limit * 4 + 4] + "\u2026"
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):

@@ -102,7 +102,7 @@ def describe_event(received: Any) -> str:
         code = "without a close frame" if received.code is None else f"with code {received.code}"
         return f"connection closed {code}" + (f" ({received.reason})" if received.reason else "")
     if isinstance(received, Garbage):
-        return f"undecodable bytes ({received.reason}): {show(received.raw, 120)}"
+        return f"undecodable bytes ({received.reason}): {len(received.raw)} bytes {show(received.raw, 120)}"
     if isinstance(received, SipReceived):
         return start_line(received.message)
     if isinstance(received, HttpExchange):
@@ -127,6 +127,10 @@ class _NoMessage(Exception):
     """The subject needs a message and none (or no decodable one) arrived."""
 
 
+class _Silent(Exception):
+    """The subject needs a message and the SUT stayed silent: nothing observed (inconclusive)."""
+
+
 def _message(received: Any, subject: str) -> tuple[str, Any]:
     """(kind, object) of a received event: http, ws, sip or data (a dict an action returned)."""
     if isinstance(received, HttpExchange):
@@ -135,7 +139,9 @@ def _message(received: Any, subject: str) -> tuple[str, Any]:
         return "ws", received
     if isinstance(received, SipReceived):
         return "sip", received.message
-    if isinstance(received, Nothing | WsClosed | Garbage):
+    if isinstance(received, Nothing):
+        raise _Silent(f"{describe_event(received)}: the SUT was silent where an answer was required")
+    if isinstance(received, WsClosed | Garbage):
         raise _NoMessage(describe_event(received))
     if isinstance(received, Mapping):
         return "data", received
@@ -366,9 +372,11 @@ def resolve(item: Mapping[str, Any], received: Any, ctx: Any) -> Resolution:
         return Resolution(subject, unobservable="nothing was observed for this step")
     try:
         return _RESOLVERS[subject](item, received, ctx)
-    except _NoMessage as exc:
+    except (_NoMessage, _Silent) as exc:
         label = subject if subject in ("status", "body", "method", "request_uri", "subprotocol", "reason") \
             else f"{subject} {item[subject]}"
+        if isinstance(exc, _Silent):
+            return Resolution(label + _refinement_label(item), unobservable=str(exc))
         return Resolution(label + _refinement_label(item), failure=str(exc))
 
 
@@ -380,6 +388,12 @@ def _response_field(received, field: str) -> Resolution:
     if kind == "data":
         raise MalformedExpectation(f"{field} does not apply to this action")
     value = getattr(obj, field, None)
+    if kind == "ws" and value is None and (obj.error or obj.raw):
+        # the SUT answered the handshake with something that is not HTTP: say what, with the bytes
+        seen = f"no HTTP answer ({obj.error or 'not HTTP'})"
+        if obj.raw:
+            seen += f"; received {len(obj.raw)} bytes: {show(obj.raw, 120)}"
+        return Resolution(field, [MISSING], display=seen)
     return Resolution(field, [MISSING if value is None else value])
 
 
@@ -560,6 +574,10 @@ def _ws_closed(item, received, ctx) -> Resolution:
 
 def _nothing(item, received, ctx) -> Resolution:
     quiet = isinstance(received, Nothing | WsClosed)
+    if isinstance(received, Nothing) and received.peer_alive is False:
+        # silence from a node never heard on this connection proves nothing: it may be down
+        return Resolution("nothing", unobservable="the node never answered on this connection, so its "
+                          "silence proves nothing (precede the check with an exchange it must answer)")
     return Resolution("nothing", [quiet], display=describe_event(received))
 
 

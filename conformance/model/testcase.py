@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -382,6 +383,9 @@ def check_testcase(path: str | Path, fragments_dir: str | Path | None = None,
     selection = _check_pics(doc, file, problems)
     expanded = _expand_all(doc, file, library, problems)
     _check_templates(expanded, problems)
+    for step, step_file, _fragment, _used_at in expanded:
+        _check_regexes(step, step_file, problems)
+    _check_regexes(doc.get("capture"), file, problems)
     if problems:
         unique = list(dict.fromkeys(problems))  # same order as found for problems at one position
         return None, sorted(unique, key=lambda p: (p.file != file, p.file, p.line, p.column))
@@ -487,6 +491,24 @@ def _saves_of(step: MarkedDict) -> set[str]:
     if isinstance(forge, dict):
         names.add(forge.get("save_as") if isinstance(forge.get("save_as"), str) else FORGED_DEFAULT)
     return names
+
+
+def _check_regexes(node, file: str, problems: list[Problem]) -> None:
+    """Every `regex` operand compiles (Python re), found at validation rather than after traffic
+    was sent; one with a template is checked when it runs, with its value."""
+    if isinstance(node, dict):
+        pattern = node.get("regex")
+        if isinstance(pattern, str) and "${" not in pattern:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                line, col = node.mark_of("regex") if isinstance(node, MarkedDict) else (1, 1)
+                problems.append(Problem(file, line, col, f"regex {pattern!r} does not compile: {exc}"))
+        for value in node.values():
+            _check_regexes(value, file, problems)
+    elif isinstance(node, list):
+        for value in node:
+            _check_regexes(value, file, problems)
 
 
 def _check_templates(entries: list[_Entry], problems: list[Problem]) -> None:

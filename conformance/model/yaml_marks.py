@@ -199,13 +199,55 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)  # int, float, and the other safe tags
 
 
+# Input limits: a test case or a profile is a few kB. The bounds stop a hostile or broken file
+# (an alias bomb: nine anchors of nine aliases each expand to 9**9 nodes) in well under a second,
+# before anything walks the expanded data (the schema validator would take hours).
+MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_EXPANDED_NODES = 100_000
+
+
+def _too_big(node) -> tuple[Mark, int] | None:
+    """Where the document's expansion first passes MAX_EXPANDED_NODES (counting every alias as
+    the copy it stands for), and by how much; None when it stays below. Linear in the nodes."""
+    sizes: dict[int, int] = {}
+    stack = [(node, False)]
+    while stack:
+        current, done = stack.pop()
+        key = id(current)
+        if key in sizes:
+            continue
+        if isinstance(current, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        children = [c for pair in current.value for c in pair] if isinstance(current, yaml.MappingNode) \
+            else list(current.value)
+        if not done:
+            stack.append((current, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        total = 1 + sum(sizes[id(c)] for c in children)
+        sizes[key] = total
+        if total > MAX_EXPANDED_NODES:
+            return _m(current), total
+    return None
+
+
 def loads(text: str | bytes, file: str | Path = "<string>") -> tuple[Any, list[Problem]]:
-    """Parse one YAML document. Returns (data, problems); data is None after a syntax error."""
+    """Parse one YAML document. Returns (data, problems); data is None after a syntax error or
+    when the document passes the input limits (size, alias expansion)."""
     file = str(file)
+    if len(text) > MAX_DOCUMENT_BYTES:
+        return None, [Problem(file, 1, 1, f"document of {len(text)} bytes is larger than the "
+                                          f"{MAX_DOCUMENT_BYTES} bytes a test case or profile may take")]
     loader = _MarkLoader(text)
     builder = _Builder(loader)
     try:
         node = loader.get_single_node()
+        big = None if node is None else _too_big(node)
+        if big is not None:
+            (line, col), total = big
+            return None, [Problem(file, line, col, f"YAML aliases expand this node to {total} nodes or more "
+                                                   f"(limit {MAX_EXPANDED_NODES}): an alias bomb?")]
         data = None if node is None else builder.build(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -41,7 +41,9 @@ def _http_text(ex) -> str:
     req = [f"{ex.method} {ex.url}"] + [f"{k}: {v}" for k, v in ex.request_headers]
     body = ex.request_body.decode("utf-8", "replace") if ex.request_body else ""
     resp = [f"HTTP {ex.status} {ex.reason}"] + [f"{k}: {v}" for k, v in ex.headers]
-    return "\n".join(req) + "\n\n" + body + "\n\n----\n" + "\n".join(resp) + "\n\n" + ex.text
+    cut = (f"\n... [body of {ex.body_length} bytes, the first {len(ex.body)} kept]"
+           if getattr(ex, "body_length", None) is not None else "")
+    return "\n".join(req) + "\n\n" + body + "\n\n----\n" + "\n".join(resp) + "\n\n" + ex.text + cut
 
 
 class AllureReporter:
@@ -89,7 +91,7 @@ class AllureReporter:
 
     def attach_http(self, ex) -> None:
         self.attach_text(f"HTTP {ex.method} {ex.url} -> {ex.status}", _http_text(ex))
-        if "json" in ";".join(ex.header_values("Content-Type")):
+        if "json" in ";".join(ex.header_values("Content-Type")) and not getattr(ex, "body_length", None):
             with contextlib.suppress(ValueError):
                 allure.attach(self.redact(json.dumps(ex.json(), indent=2)), name="response JSON",
                               attachment_type=allure.attachment_type.JSON)
@@ -99,6 +101,10 @@ class AllureReporter:
         lines += ["", f"HTTP {hs.status}"] + [f"{k}: {v}" for k, v in hs.headers]
         if hs.body:
             lines += ["", hs.body.decode("utf-8", "replace")]
+        if getattr(hs, "error", ""):
+            lines += ["", f"harness: {hs.error}"]
+        if getattr(hs, "raw", b""):
+            lines += ["", f"received ({len(hs.raw)} bytes, not HTTP):", hs.raw.decode("utf-8", "backslashreplace")]
         self.attach_text(f"WebSocket handshake -> {hs.status}", "\n".join(lines))
 
     def attach_sip(self, direction: str, raw: bytes) -> None:

@@ -19,8 +19,10 @@ from typing import Any
 from urllib.parse import urljoin
 
 from conformance.codec import jwt as jwt_codec
-from conformance.events import HttpExchange, Nothing, SipReceived, WsClosed, WsHandshake
+from conformance.events import Garbage, HttpExchange, Nothing, SipReceived, WsClosed, WsHandshake
 from conformance.run import sign_in, sip_templates
+from conformance.run.clock import MONOTONIC, Clock
+from conformance.run.deadline import Deadline
 from conformance.run.state import CaseState
 
 ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect",
@@ -45,6 +47,12 @@ class ActionEnv:
     reporter: Any
     timeout_s: float
     template_context: Callable
+    clock: Clock = MONOTONIC
+    deadline: Deadline | None = None  # the step's; every wait of the action ends by it
+
+    def __post_init__(self) -> None:
+        if self.deadline is None:
+            self.deadline = Deadline(self.timeout_s, self.clock)
 
 
 def action_of(step: dict) -> str:
@@ -116,6 +124,9 @@ def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
             send_cookies=spec.get("cookies", True), timeout_s=env.timeout_s)
     except ConnectionError as exc:
         raise SutUnreachable(f"{method} {url}: {exc}") from exc
+    if isinstance(exchange, Garbage):  # answered, but not with an HTTP response: evidence, then fail
+        env.reporter.attach_event("received", exchange)
+        return exchange
     state.last_http = exchange
     env.reporter.attach_http(exchange)
     return exchange
@@ -161,12 +172,9 @@ def _ws_connect(spec: dict, state: CaseState, env: ActionEnv):
                                             headers=spec.get("headers") or {}, cookie=cookie,
                                             ssl_context=ctx, timeout_s=env.timeout_s)
     except ConnectionError as exc:
-        if getattr(exc, "kind", "connect") == "connect":
-            raise SutUnreachable(f"WebSocket {url}: {exc}") from exc
-        # The SUT accepted the connection and then gave no handshake answer (TLS failure, close,
-        # silence): an observable outcome the expectations judge, not an unreachable SUT.
-        handshake = WsHandshake(url=url, status=None, error=f"no handshake answer: {exc}")
-        conn = None
+        # refused, or silent until the deadline: nothing observed (an answer that is not a valid
+        # handshake comes back as a handshake with its error and bytes, judged by the checks)
+        raise SutUnreachable(f"WebSocket {url}: {exc}") from exc
     env.reporter.attach_handshake(handshake)
     if conn is not None:
         state.ws[name] = conn
@@ -210,7 +218,7 @@ def _closed_while_sending(conn, env: ActionEnv, exc: Exception):
     """The SUT closed the connection while the harness was still sending (e.g. 1009 on an
     oversized message): what it said before closing, if anything arrived, is the outcome."""
     try:
-        event = conn.recv(min(env.timeout_s, 1.0))
+        event = conn.recv(min(env.deadline.remaining(), 1.0))
     except Exception:  # noqa: BLE001 - the socket is gone: only the close is left to report
         event = None
     if isinstance(event, WsClosed):
@@ -227,12 +235,11 @@ def _ws_close(spec: dict, state: CaseState, env: ActionEnv):
 
 # -- SIP -------------------------------------------------------------------------------------------
 def _receive(conn, env: ActionEnv, transport: str, skip_provisional: bool = True):
-    deadline = time.monotonic() + env.timeout_s
+    step = env.deadline
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return Nothing(env.timeout_s * 1000.0)
-        event = conn.recv(left)
+        if step.expired():
+            return Nothing(step.elapsed() * 1000.0, peer_alive=getattr(conn, "alive", None))
+        event = conn.recv(step.remaining())
         if isinstance(event, SipReceived):
             env.reporter.attach_sip("received", event.raw)
             msg = event.message
@@ -326,7 +333,7 @@ def _wait(spec: dict, state: CaseState, env: ActionEnv):
             raise TooLong(f"the token expires in {ms / 1000:.0f} s, longer than max_ms {limit:.0f} ms allows "
                           "(shorten the token lifetime of the SUT for this test)")
     ms = min(ms, MAX_WAIT_MS)  # bounded whatever the YAML says
-    time.sleep(ms / 1000.0)
+    env.clock.sleep(ms / 1000.0)
     return Nothing(ms)
 
 

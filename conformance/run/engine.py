@@ -8,15 +8,18 @@ evaluated so the report shows what the other legs did.
 
 from __future__ import annotations
 
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.events import Nothing
 from conformance.match.engine import MatchContext, check, save
 from conformance.model.testcase import TestCase
 from conformance.run import actions, identities
+from conformance.run.clock import as_clock
+from conformance.run.deadline import Deadline
+from conformance.run.evidence import BoundedReporter
 from conformance.run.reporter import NullReporter, Reporter
 from conformance.run.state import CaseState
 from conformance.run.templating import TemplateContext, TemplateError, render
@@ -90,6 +93,39 @@ class CaseResult:
         return "\n".join(lines)
 
 
+def _not_due(findings: list[Finding], stopped: StepOutcome | None) -> list[Finding]:
+    """A message the capture misses after the case stopped early may never have been due (the
+    steps that would have caused it did not run): not evaluated, never a failure. What the
+    capture did see (a forbidden message, a wrong header) stays a finding."""
+    if stopped is None:
+        return findings
+    out = []
+    for f in findings:
+        if f.verdict == Verdict.FAIL and f.expected in ("present", "present in order"):
+            f = Finding(Verdict.INCONCLUSIVE, f.subject, f.expected, f.actual, f.ref,
+                        f"not evaluated: the case stopped at step '{stopped.title}' ({stopped.verdict.value})",
+                        f.line, f.level)
+        out.append(f)
+    return out
+
+
+def implicit_findings(received, has_expectations: bool, line: int | None) -> list[Finding]:
+    """Checks every step makes whatever its `expect` says: an opening handshake answered 101 that
+    the harness could not accept (wrong Sec-WebSocket-Accept, RFC 6455 4.1) fails here, so the case
+    stops at the SUT's fault instead of erring later on a connection that never opened; bytes
+    that are no message fail a step that checks nothing else."""
+    from conformance.events import Garbage, WsHandshake
+    from conformance.match.operators import show
+
+    if isinstance(received, WsHandshake) and received.status == 101 and received.error:
+        return [Finding(Verdict.FAIL, "WebSocket opening handshake", "a valid 101 answer (RFC 6455 4.1)",
+                        received.error, ref="RFC 6455 4.1", line=line)]
+    if isinstance(received, Garbage) and not has_expectations:
+        return [Finding(Verdict.FAIL, "answer", "a well-formed message",
+                        f"{received.reason}: {len(received.raw)} bytes {show(received.raw, 120)}", line=line)]
+    return []
+
+
 def _step_title(step: dict, index: int) -> str:
     name = step.get("name") or f"step {index + 1}: {actions.action_of(step)}"
     flow = step.get("flow")
@@ -106,18 +142,20 @@ def _cookie_values(state: CaseState) -> list[str]:
 
 class Engine:
     def __init__(self, profile: Any, *, reporter: Reporter | None = None, workdir: Path | None = None,
-                 capture_factory=None, no_capture_reason: str = "", clock=time.monotonic):
+                 capture_factory=None, no_capture_reason: str = "", clock=None):
         self.profile = profile
-        self.reporter = reporter or NullReporter()
+        # every attachment and the whole case's evidence bounded, whatever the SUT sends
+        self.reporter = BoundedReporter(reporter or NullReporter())
         self.workdir = Path(workdir or ".ims-conformance")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.capture_factory = capture_factory
         self.no_capture_reason = no_capture_reason or "capture is disabled in the profile or not available"
-        self.clock = clock
-        self.identities = identities.IdentityProvider(profile)
+        self.clock = as_clock(clock)  # a Clock (or a function of seconds): every deadline reads it
+        self.identities = identities.IdentityProvider(profile, clock=self.clock)
 
     # -- one test case ---------------------------------------------------------------------------
     def run(self, tc: TestCase) -> CaseResult:
+        self.reporter.new_case()
         keylog = self.workdir / "harness.keylog"
         try:
             user = self.identities.for_case(tc)
@@ -137,8 +175,12 @@ class Engine:
                 if outcome.verdict not in (Verdict.PASS, Verdict.WARN):  # a warning never stops a case
                     break
         finally:
-            state.close()
-            findings += self._finish_capture(tc, capture, mctx, state)
+            # closing handshakes get a short deadline too: a peer flooding pings or never sending
+            # its close frame cannot hold the case after its last step
+            with Deadline(min(1.0, self._timeout_s({}) / 4), self.clock).active():
+                state.close()
+            stopped = next((s for s in steps if s.verdict not in (Verdict.PASS, Verdict.WARN)), None)
+            findings += _not_due(self._finish_capture(tc, capture, mctx, state, stopped), stopped)
         verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
         if not steps and verdict == Verdict.PASS:
             verdict = Verdict.ERROR
@@ -174,7 +216,7 @@ class Engine:
     # -- one step --------------------------------------------------------------------------------
     def _run_step(self, index: int, step: dict, state: CaseState, mctx: MatchContext) -> StepOutcome:
         title = _step_title(step, index)
-        started = self.clock()
+        started = self.clock.now()
         line = getattr(step, "line", None)
         with self.reporter.step(title) as rstep:
             state.last_received = None
@@ -185,7 +227,7 @@ class Engine:
                 self.reporter.attach_text("diff: expected vs received", diff)
             rstep.finish(verdict, findings)
         return StepOutcome(title, list(step.get("flow") or []), verdict, findings,
-                           (self.clock() - started) * 1000.0, diff)
+                           (self.clock.now() - started) * 1000.0, diff)
 
     def _template_context(self, state: CaseState, extra: dict | None = None) -> TemplateContext:
         return TemplateContext(pixit=self.profile.pixit, pics=self.profile.pics, user=state.user,
@@ -199,10 +241,17 @@ class Engine:
         except TemplateError as exc:
             return [_error(f"{name} template", str(exc), line)]
         timeout_s = self._timeout_s(step)
+        # One deadline over the whole step: connect, TLS, request, every read, and the checks.
+        step_deadline = Deadline(timeout_s, self.clock, connect_s=self.profile.connect_timeout_ms / 1000.0)
+        with step_deadline.active():
+            return self._step_within(name, spec, step, state, mctx, line, tctx, timeout_s, step_deadline)
+
+    def _step_within(self, name, spec, step, state, mctx, line, tctx, timeout_s, step_deadline) -> list[Finding]:
         try:
             received = actions.run(name, spec, state, actions.ActionEnv(
                 profile=self.profile, reporter=self.reporter, timeout_s=timeout_s,
-                template_context=lambda extra=None: self._template_context(state, extra)))
+                template_context=lambda extra=None: self._template_context(state, extra),
+                clock=self.clock, deadline=step_deadline))
         except actions.TooLong as exc:
             return [Finding(Verdict.INCONCLUSIVE, name, "a bounded wait", "too long", message=str(exc), line=line)]
         except actions.NotExercised as exc:
@@ -216,7 +265,7 @@ class Engine:
             self.reporter.attach_text("traceback", traceback.format_exc())
             return [_error(name, f"{type(exc).__name__}: {exc}", line)]
         state.last_received = received
-        findings: list[Finding] = []
+        findings: list[Finding] = implicit_findings(received, bool(step.get("expect")), line)
         for item in step.get("expect") or []:
             item_line = getattr(item, "line", None)
             try:
@@ -233,8 +282,11 @@ class Engine:
             except (TemplateError, ValueError) as exc:  # a bad selector is the test case's fault
                 findings.append(_error(f"save {var}", str(exc), getattr(selector, "line", None)))
             except LookupError as exc:
-                findings.append(Finding(Verdict.FAIL, f"save {var}", "a value to save", "nothing",
-                                        message=str(exc), line=getattr(selector, "line", None)))
+                # silence saves nothing and proves nothing (inconclusive); an answer without it fails
+                silent = isinstance(received, Nothing)
+                findings.append(Finding(Verdict.INCONCLUSIVE if silent else Verdict.FAIL, f"save {var}",
+                                        "a value to save", "nothing", message=str(exc),
+                                        line=getattr(selector, "line", None)))
             else:
                 self._attach_if_jwt(var, state.saved[var])
         if name == "forge_token" and isinstance(received, dict):
@@ -278,7 +330,8 @@ class Engine:
             return None
         return self.capture_factory.start(tc, keylog)
 
-    def _finish_capture(self, tc: TestCase, capture, mctx: MatchContext, state: CaseState) -> list[Finding]:
+    def _finish_capture(self, tc: TestCase, capture, mctx: MatchContext, state: CaseState,
+                        stopped: StepOutcome | None = None) -> list[Finding]:
         if not tc.capture:
             return []
         if capture is None:
@@ -291,6 +344,10 @@ class Engine:
                                                lambda obj: render(obj, self._template_context(state)),
                                                markers_of(state.user, state.saved, _cookie_values(state)))
         except TemplateError as exc:
+            if stopped is not None:  # a value the capture needs was never saved: the SUT's step failed
+                return [Finding(Verdict.INCONCLUSIVE, "capture", "the capture assertions evaluated",
+                                "not evaluated", message=f"{exc}; step '{stopped.title}' ended "
+                                f"{stopped.verdict.value}, so the value was never saved")]
             return [_error("capture template", str(exc))]
         except Exception as exc:  # noqa: BLE001 - a capture bug is an error verdict with its traceback
             self.reporter.attach_text("capture traceback", traceback.format_exc())

@@ -10,7 +10,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-import requests
+from conformance.run.clock import MONOTONIC
+from conformance.run.deadline import Deadline
 
 
 class ProvisioningError(Exception):
@@ -18,8 +19,9 @@ class ProvisioningError(Exception):
 
 
 class IdentityProvider:
-    def __init__(self, profile):
+    def __init__(self, profile, clock=MONOTONIC):
         self.profile = profile
+        self.clock = clock
         users = profile.pixit.get("users") or {}
         self.fixtures: dict = dict(users.get("fixtures") or {})
         self.provisioning: dict | None = users.get("provisioning")
@@ -53,15 +55,26 @@ class IdentityProvider:
         ca = (self.profile.pixit.get("tls") or {}).get("ca_bundle")
         if ca and not Path(ca).is_absolute():
             ca = str(Path(self.profile.base_dir) / ca)
-        with requests.Session() as s:
-            s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-            try:
-                r = s.post(self.provisioning["url"], json=user, verify=ca or True, timeout=5,
-                           headers={"Authorization": f"Bearer {self.provisioning.get('token', '')}"})
-            except requests.RequestException as exc:
-                raise ProvisioningError(f"{self.provisioning['url']}: {exc}") from exc
-        if r.status_code not in (200, 201):
-            raise ProvisioningError(f"{self.provisioning['url']} answered {r.status_code}: {r.text[:200]}")
+        from conformance.drivers.http import HttpDriver
+        from conformance.events import Garbage
+
+        url = self.provisioning["url"]
+        # bounded like a step: timeouts.connect_ms for connect + TLS, timeouts.step_ms in total
+        bound = Deadline(self.profile.step_timeout_ms / 1000.0, self.clock,
+                         connect_s=self.profile.connect_timeout_ms / 1000.0)
+        driver = HttpDriver(ca_bundle=ca)
+        try:
+            with bound.active():
+                r = driver.request("POST", url, json_body=user, send_cookies=False,
+                                   headers={"Authorization": f"Bearer {self.provisioning.get('token', '')}"})
+        except ConnectionError as exc:
+            raise ProvisioningError(f"{url}: {exc}") from exc
+        finally:
+            driver.close()
+        if isinstance(r, Garbage):
+            raise ProvisioningError(f"{url}: {r.reason}")
+        if r.status not in (200, 201):
+            raise ProvisioningError(f"{url} answered {r.status}: {r.text[:200]}")
         return user
 
     def table(self, user: dict) -> dict:

@@ -7,8 +7,14 @@ network's options follow the profile's PICS so the two cannot disagree.
 
 from __future__ import annotations
 
+import json
 import socket
+from dataclasses import asdict
 from pathlib import Path
+
+
+class NetworkMismatch(Exception):
+    """A network already listens where the profile wants one, but not the one it asks for."""
 
 
 def _listening(host: str, port: int) -> bool:
@@ -52,8 +58,29 @@ def ensure_up(profile):
     if not ref.get("launch"):
         return None
     as_node = profile.pixit["nodes"]["as"]
+    cfg = network_config(profile)
     if _listening(as_node["address"], int(as_node["port"])):
-        return None  # someone (`ims-conformance reference up`) already runs it
+        check_running(cfg, f"{as_node['address']}:{as_node['port']}")
+        return None  # `ims-conformance reference up` already runs it, as the profile asks
     from refnet import launcher
 
-    return launcher.start(network_config(profile))
+    return launcher.start(cfg)
+
+
+def check_running(cfg, where: str) -> None:
+    """Reuse a running network only if its ready file says it runs the faults and options the
+    profile asks for: a verdict against another network's faults would be meaningless."""
+    ready_file = Path(cfg.state_dir) / "ready.json"
+    try:
+        ready = json.loads(ready_file.read_text())
+    except (OSError, ValueError):
+        raise NetworkMismatch(f"something already listens on {where} but {ready_file} does not describe it; "
+                              "stop it or point the profile elsewhere (nothing was sent)") from None
+    wanted = {"faults": sorted(cfg.faults), "options": asdict(cfg.options)}
+    running = {"faults": sorted(ready.get("faults") or []), "options": ready.get("options") or {}}
+    diffs = [f"{key}: running {running[key]!r}, the profile asks for {wanted[key]!r}"
+             for key in ("faults", "options") if running[key] != wanted[key]]
+    if diffs:
+        raise NetworkMismatch(f"the reference network already running on {where} was started with other "
+                              f"settings ({'; '.join(diffs)}); stop it (Ctrl-C in its terminal) so the run "
+                              "can start the one the profile asks for (nothing was sent)")

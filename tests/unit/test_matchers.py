@@ -142,10 +142,14 @@ def test_response_subjects(ctx):
     ], resp, ctx) == [P, P, F, P, P, F]
 
 
-def test_no_answer_is_a_failure_not_inconclusive(ctx):
-    for received in (Nothing(waited_ms=500), WsClosed(1002, "protocol error"), Garbage(b"hello", "not SIP")):
+def test_a_close_or_garbage_fails_and_silence_is_inconclusive(ctx):
+    # reachable but misbehaving (a close, bytes that are no message): fail, with what arrived
+    for received in (WsClosed(1002, "protocol error"), Garbage(b"hello", "not SIP")):
         findings = check([{"status": 401}, {"header": "To", "absent": True}], received, ctx)
         assert [f.verdict for f in findings] == [F, F]
+    # silent where an answer was required: nothing observed (format.md "Verdicts")
+    findings = check([{"status": 401}, {"header": "To", "absent": True}], Nothing(waited_ms=500), ctx)
+    assert [f.verdict for f in findings] == [Verdict.INCONCLUSIVE] * 2
     assert "500 ms" in _one({"status": 401}, Nothing(waited_ms=500), ctx).actual
     assert "1002" in _one({"status": 401}, WsClosed(1002), ctx).actual
     assert "hello" in _one({"status": 401}, Garbage(b"hello", "not SIP"), ctx).actual
@@ -154,6 +158,9 @@ def test_no_answer_is_a_failure_not_inconclusive(ctx):
 def test_nothing_and_ws_closed(ctx):
     reg = _sip(FORWARDED_REGISTER)
     assert _one({"nothing": True}, Nothing(waited_ms=100), ctx).verdict == P
+    # silence of a node never heard on the connection proves nothing (it may be down)
+    assert _one({"nothing": True}, Nothing(waited_ms=100, peer_alive=False), ctx).verdict == Verdict.INCONCLUSIVE
+    assert _one({"nothing": True}, Nothing(waited_ms=100, peer_alive=True), ctx).verdict == P
     f = _one({"nothing": True, "ref": "BINDING step 17"}, reg, ctx)
     assert f.verdict == F and f.actual.startswith("REGISTER sip:ims.example.net")
     assert _one({"nothing": False}, reg, ctx).verdict == P
@@ -420,4 +427,5 @@ def test_reason_phrase_subject():
     assert ok.verdict == Verdict.PASS and vague.verdict == Verdict.FAIL
     http = HttpExchange("GET", "https://x/", status=404, reason="Not Found")
     assert check([{"reason": True, "equals": "Not Found"}], http, MatchContext())[0].verdict == Verdict.PASS
-    assert check([{"reason": True, "present": True}], Nothing(10.0), MatchContext())[0].verdict == Verdict.FAIL
+    assert check([{"reason": True, "present": True}], Nothing(10.0), MatchContext())[0].verdict == \
+        Verdict.INCONCLUSIVE
