@@ -31,12 +31,22 @@ def pytest_addoption(parser):
     g.addoption("--ims-analyze", metavar="CAPTURE",
                 help="offline: evaluate the capture assertions against this pcap/pcapng; run no step")
     g.addoption("--ims-keylog", action="append", default=[], help="(offline) NSS key log for the capture")
-    g.addoption("--ims-user", help="(offline) fixture identity the capture shows (default: the first)")
+    g.addoption("--ims-user", help="(offline) the identity the capture shows: a fixture name of the profile, "
+                                   "a Web ID, an IMPU or an IMPI (default: found in the capture)")
+    g.addoption("--ims-catalog", action="append", default=[], metavar="PATH",
+                help="a catalog directory or test case file, whatever its folder is called "
+                     "(without it, YAML files under a folder named testcases/ are test cases)")
 
 
-def _is_testcase_file(path: Path) -> bool:
-    return (path.suffix in (".yaml", ".yml") and "testcases" in path.parts
-            and "fragments" not in path.parts)
+def _is_testcase_file(path: Path, roots: list[Path] = ()) -> bool:
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    for root in roots:  # given explicitly: every YAML file under it except fragments
+        if path == root:
+            return True
+        if root in path.parents:
+            return "fragments" not in path.relative_to(root).parts
+    return "testcases" in path.parts and "fragments" not in path.parts
 
 
 def pytest_configure(config):
@@ -58,7 +68,8 @@ def _profile(config):
 
 
 def pytest_collect_file(file_path: Path, parent):
-    if _is_testcase_file(file_path):
+    roots = [Path(r).resolve() for r in parent.config.getoption("--ims-catalog")]
+    if _is_testcase_file(file_path.resolve(), roots):
         return YamlTestFile.from_parent(parent, path=file_path)
     return None
 
@@ -89,6 +100,7 @@ class TestCaseItem(pytest.Item):
         sel = self.tc.pics
         if sel is not None and not sel.evaluate(profile.pics):
             answers = ", ".join(f"{n}={profile.pics.get(n)!r}" for n in sorted(sel.names))
+            self._publish({"verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "checks": []})
             pytest.skip(f"NOT APPLICABLE: PICS selection `{sel.expr}` is false ({answers})")
 
     def runtest(self):
@@ -109,9 +121,13 @@ class TestCaseItem(pytest.Item):
                 result = engine.run(self.tc)
         except Exception as exc:  # a harness bug: verdict error, recorded like any other verdict
             result = CaseResult(self.tc.id, Verdict.ERROR, reason=f"harness error: {type(exc).__name__}: {exc}")
-            self.config.stash[_RESULTS_KEY].append(_record(self.tc, result, time.time() - started, None))
+            record = _record(self.tc, result, time.time() - started, None)
+            self.config.stash[_RESULTS_KEY].append(record)
+            self._publish(record)
             raise HarnessError(result.reason) from exc
-        self.config.stash[_RESULTS_KEY].append(_record(self.tc, result, time.time() - started, deviation))
+        record = _record(self.tc, result, time.time() - started, deviation)
+        self.config.stash[_RESULTS_KEY].append(record)
+        self._publish(record)
         text = profile.redactor.text(result.summary())
         if result.verdict == Verdict.FAIL:
             if deviation:
@@ -124,6 +140,16 @@ class TestCaseItem(pytest.Item):
         if deviation:  # listed as a deviation but conformant now: keep the file current
             raise CaseFailed(f"{self.tc.id} passed but is listed as an expected deviation "
                              f"({deviation['reason']}); remove it from the deviations file")
+
+    def _publish(self, record: dict) -> None:
+        """The verdict rides on the pytest report (xdist sends user_properties to the controller;
+        JUnit XML writes them as <properties>): one `ref` property per requirement reference."""
+        self.user_properties.append(("ims_verdict", record["verdict"]))
+        self.user_properties.append(("ims_seconds", record["seconds"]))
+        if record.get("expected_deviation"):
+            self.user_properties.append(("ims_expected_deviation", True))
+        for ref in self.tc.refs:
+            self.user_properties.append(("ref", ref))
 
     def repr_failure(self, excinfo, style=None):
         from conformance.report.allure import CaseFailed, HarnessError
@@ -193,7 +219,24 @@ def _record(tc, result, seconds: float, deviation) -> dict:
         "flow": sorted(tc.flow_steps), "verdict": result.verdict.value, "seconds": round(seconds, 3),
         "expected_deviation": bool(deviation), "reason": result.reason,
         "findings": [f.describe() for f in result.failures()],
+        "checks": checks_of(tc, result),
     }
+
+
+def checks_of(tc, result) -> list[dict]:
+    """Every check of the run with the requirements it cites: its own `ref`, or the test case's
+    refs when it has none (a check without a ref enforces the test purpose). The conformance
+    statement derives each requirement's verdict from these."""
+    in_step = {}
+    for step in getattr(result, "steps", []):
+        for f in step.findings:
+            in_step[id(f)] = step.title
+    out = []
+    for f in result.findings:
+        refs = [f.ref.strip()] if f.ref else [r.strip() for r in tc.refs]
+        out.append({"refs": refs, "level": str(f.level), "verdict": f.verdict.value, "subject": f.subject,
+                    "step": in_step.get(id(f), "capture"), "description": f.describe()})
+    return out
 
 
 def pytest_collection_modifyitems(config, items):
@@ -215,14 +258,22 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    if (isinstance(item, TestCaseItem) and call.when == "setup" and call.excinfo is not None
+    outcome = yield
+    if not isinstance(item, TestCaseItem):
+        return
+    report = outcome.get_result()
+    if (call.when == "setup" and call.excinfo is not None
             and "NOT APPLICABLE" in str(call.excinfo.value)):
         item.config.stash[_RESULTS_KEY].append({
             "id": item.tc.id, "title": item.tc.title, "sut": item.tc.sut, "kind": item.tc.kind,
             "refs": list(item.tc.refs), "flow": sorted(item.tc.flow_steps),
             "verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "expected_deviation": False,
-            "reason": str(call.excinfo.value), "findings": []})
+            "reason": str(call.excinfo.value), "findings": [], "checks": []})
+    if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        # a skip points at the test case's YAML, not at the line of this plugin that skipped
+        report.longrepr = (str(item.tc.source), item.tc.line or 1, report.longrepr[2])
 
 
 def pytest_sessionstart(session):
@@ -254,10 +305,16 @@ def pytest_sessionfinish(session, exitstatus):
     workdir.mkdir(parents=True, exist_ok=True)
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
     out = workdir / f"verdicts-{worker}.json"
-    out.write_text(json.dumps({"profile": str(profile.path), "pics": profile.pics, "results": results},
-                              indent=2))
+    doc = profile.redactor.obj({"profile": str(profile.path), "pics": profile.pics, "results": results})
+    out.write_text(json.dumps(doc, indent=2))
     alluredir = getattr(config.option, "allure_report_dir", None)
     if alluredir:
         from conformance.report.allure import write_environment
+        from conformance.run.verdict_files import RESULTS_SUBDIR
 
+        # the verdicts travel with the Allure results they belong to: `report` builds the
+        # conformance statement of this run from them, whatever workdir is used later
+        beside = Path(alluredir) / RESULTS_SUBDIR
+        beside.mkdir(parents=True, exist_ok=True)
+        (beside / out.name).write_text(json.dumps(doc, indent=2))
         write_environment(Path(alluredir), profile, profile.redactor)
