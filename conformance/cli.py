@@ -151,7 +151,7 @@ def cmd_run(args) -> int:
         return EXIT_ERROR
     verdict_files.clear(workdir)
     argv = [str(catalog), "--ims-catalog", str(catalog), "--profile", args.profile, "--alluredir", str(alluredir),
-            "--clean-alluredir", "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfE",
+            "--clean-alluredir", "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEx",
             "--no-header",
             # the CLI imported conformance before pytest loads it as a plugin: nothing to rewrite
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]

@@ -86,6 +86,9 @@ class TestCaseItem(pytest.Item):
     def __init__(self, *, testcase, **kw):
         super().__init__(**kw)
         self.tc = testcase
+        from conformance.report.allure import item_markers
+
+        item_markers(self, testcase)
         self.add_marker(testcase.kind)
         self.add_marker(pytest.mark.sut(testcase.sut))
         self.extra_keyword_matches.update([testcase.kind, testcase.sut, *(testcase.tags or [])])

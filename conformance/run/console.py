@@ -35,10 +35,11 @@ class CaseLines:
         # no progress dots or letters: the line per test case says it (categories unchanged)
         if report.when == "call" or (report.when == "setup" and not report.passed):
             if getattr(report, "wasxfail", None) is not None:
-                return "xfailed", "", ""
-            return report.outcome if report.outcome != "failed" or report.when == "call" else "error", "", ""
+                return "xfailed", "", "XFAIL"
+            category = report.outcome if report.outcome != "failed" or report.when == "call" else "error"
+            return category, "", category.upper()
         if report.when in ("setup", "teardown"):
-            return ("error", "", "") if report.failed else ("", "", "")
+            return ("error", "", "ERROR") if report.failed else ("", "", "")
         return None
 
     def pytest_runtest_logreport(self, report):
