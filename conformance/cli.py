@@ -152,7 +152,7 @@ def cmd_run(args) -> int:
     verdict_files.clear(workdir)
     argv = [str(catalog), "--ims-catalog", str(catalog), "--profile", args.profile, "--alluredir", str(alluredir),
             "--clean-alluredir", "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEx",
-            "--no-header",
+            "--no-header", "-o", "console_output_style=classic",
             # the CLI imported conformance before pytest loads it as a plugin: nothing to rewrite
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if args.k:

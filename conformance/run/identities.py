@@ -53,13 +53,21 @@ class IdentityProvider:
         ca = (self.profile.pixit.get("tls") or {}).get("ca_bundle")
         if ca and not Path(ca).is_absolute():
             ca = str(Path(self.profile.base_dir) / ca)
-        with requests.Session() as s:
-            s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-            try:
-                r = s.post(self.provisioning["url"], json=user, verify=ca or True, timeout=5,
-                           headers={"Authorization": f"Bearer {self.provisioning.get('token', '')}"})
-            except requests.RequestException as exc:
-                raise ProvisioningError(f"{self.provisioning['url']}: {exc}") from exc
+        redactor = getattr(self.profile, "redactor", None)
+        if redactor is not None:  # provisioned passwords are secrets like the profile's
+            redactor.add("user.password", user["password"])
+            redactor.add("user.tp_password", user["tp_password"])
+        from conformance.drivers.http import close_session
+
+        s = requests.Session()
+        s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        try:
+            r = s.post(self.provisioning["url"], json=user, verify=ca or True, timeout=5,
+                       headers={"Authorization": f"Bearer {self.provisioning.get('token', '')}"})
+        except requests.RequestException as exc:
+            raise ProvisioningError(f"{self.provisioning['url']}: {exc}") from exc
+        finally:
+            close_session(s)
         if r.status_code not in (200, 201):
             raise ProvisioningError(f"{self.provisioning['url']} answered {r.status_code}: {r.text[:200]}")
         return user
