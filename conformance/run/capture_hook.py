@@ -140,6 +140,7 @@ class CaptureFactory:
 
         result = self.window(tc, started)
         block = render(tc.capture)
+        self.last_window = (result.timeline, block)  # the report's per-entry capture steps
         findings = evaluate_capture(block, result, mctx, self.profile.pixit)
         if self.correlate:  # parallel run: judge only this test case's messages
             from conformance.capture.correlate import for_case, unattributed

@@ -281,14 +281,23 @@ class Engine:
         if capture is None:
             return [Finding(Verdict.INCONCLUSIVE, "capture", "the legs captured", "capture disabled",
                             message=self.no_capture_reason)]
-        try:
-            from conformance.capture.correlate import markers_of
+        from conformance.report.capture_steps import report_capture_entries
 
-            return self.capture_factory.finish(tc, capture, mctx, self.reporter,
-                                               lambda obj: render(obj, self._template_context(state)),
-                                               markers_of(state.user, state.saved, _cookie_values(state)))
-        except TemplateError as exc:
-            return [_error("capture template", str(exc))]
-        except Exception as exc:  # noqa: BLE001 - a capture bug is an error verdict with its traceback
-            self.reporter.attach_text("capture traceback", traceback.format_exc())
-            return [_error("capture", f"{type(exc).__name__}: {exc}")]
+        with self.reporter.step("capture: checks on the legs the harness does not see") as rstep:
+            self.capture_factory.last_window = None
+            try:
+                from conformance.capture.correlate import markers_of
+
+                findings = self.capture_factory.finish(tc, capture, mctx, self.reporter,
+                                                       lambda obj: render(obj, self._template_context(state)),
+                                                       markers_of(state.user, state.saved, _cookie_values(state)))
+            except TemplateError as exc:
+                findings = [_error("capture template", str(exc))]
+            except Exception as exc:  # noqa: BLE001 - a capture bug is an error verdict with its traceback
+                self.reporter.attach_text("capture traceback", traceback.format_exc())
+                findings = [_error("capture", f"{type(exc).__name__}: {exc}")]
+            window = getattr(self.capture_factory, "last_window", None)
+            if window is not None:  # one step per capture entry, failed where its check failed
+                report_capture_entries(self.reporter, findings, window[0], window[1], self.profile.pixit)
+            rstep.finish(worst(f.verdict for f in findings) if findings else Verdict.PASS, findings)
+        return findings
