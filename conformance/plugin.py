@@ -140,6 +140,8 @@ class TestCaseItem(pytest.Item):
             raise HarnessError(text)
         if result.verdict == Verdict.INCONCLUSIVE:
             pytest.skip(f"INCONCLUSIVE: {text}")
+        if result.verdict == Verdict.NOT_APPLICABLE:  # offline analysis: the trace cannot judge it
+            pytest.skip(f"NOT APPLICABLE: {text}")
         if deviation:  # listed as a deviation but conformant now: keep the file current
             raise CaseFailed(f"{self.tc.id} passed but is listed as an expected deviation "
                              f"({deviation['reason']}); remove it from the deviations file")
@@ -181,11 +183,14 @@ def _offline_capture(config, profile):
 
 
 def _offline_user(config) -> dict:
-    fixtures = _profile(config).fixtures
-    name = config.getoption("--ims-user") or next(iter(fixtures), None)
-    if name not in fixtures:
-        raise pytest.UsageError(f"--ims-user {name!r}: the profile's users.fixtures are {', '.join(fixtures)}")
-    return dict(fixtures[name])
+    from conformance.run.offline import IdentityError, resolve_identity
+
+    profile = _profile(config)
+    try:
+        return resolve_identity(config.getoption("--ims-user"), profile.fixtures,
+                                _offline_capture(config, profile).timeline)
+    except IdentityError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 _CAPTURE_KEY = pytest.StashKey[object]()

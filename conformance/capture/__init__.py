@@ -66,7 +66,7 @@ def analyze_records(records: Iterable[tuple[float, int, bytes, int]], pixit: dic
     if plaintext_out is not None:
         from conformance.capture.plaintext import write_plaintext_pcapng
 
-        plain = write_plaintext_pcapng(plaintext_out, d.plaintext, redactor, interfaces)
+        plain = write_plaintext_pcapng(plaintext_out, d.plaintext, redactor, interfaces, t_window)
     s = scanner.stats
     stats = {"packets": s.packets, "relevant": s.relevant, "undecodable": s.undecodable,
              "tls_connections": len(d.tls), "items": len(timeline.items),

@@ -100,7 +100,9 @@ class _Writer:
 
 
 def write_plaintext_pcapng(path: str | Path, recorder: PlaintextRecorder, redactor=None,
-                           interfaces: list[str] | None = None) -> Path:
+                           interfaces: list[str] | None = None, window: tuple[float, float] | None = None) -> Path:
+    """`window`: only the data sent in [t0, t1] (a test case's own messages; the older packets of
+    kept-alive connections were needed to decrypt, not to show)."""
     redact = redactor.bytes if redactor is not None else (lambda b: b)
     w = _Writer(redact)
     skipped = 0
@@ -109,11 +111,14 @@ def write_plaintext_pcapng(path: str | Path, recorder: PlaintextRecorder, redact
         if not all(_ipv4(end[0]) for end in key):
             skipped += 1
             continue
+        ts = ev[2] if kind != "tcp" else ev[3]
+        if window is not None and kind != "close" and not window[0] <= ts <= window[1]:
+            continue
         if kind == "udp":
-            (src, dst), ts, data = key, ev[2], ev[3]
+            (src, dst), data = key, ev[3]
             w.records.append((ts, 1, udp_datagram(src[0], src[1], dst[0], dst[1], redact(data)), 0))
         elif kind == "tcp":
-            _, _, from_client, ts, data = ev
+            _, _, from_client, _, data = ev
             f = w.flow(key, ts)
             if f.pending_dir is not None and f.pending_dir != from_client:
                 w.flush(f)
@@ -121,7 +126,7 @@ def write_plaintext_pcapng(path: str | Path, recorder: PlaintextRecorder, redact
                 f.pending_dir, f.pending_ts = from_client, ts
             f.pending += data
         elif kind == "close" and key in w.flows and not w.flows[key].closed:
-            w.close(w.flows[key], ev[2])
+            w.close(w.flows[key], ts)
     for f in w.flows.values():
         if not f.closed:
             w.flush(f)
