@@ -134,3 +134,52 @@ def test_no_secret_in_any_output_of_a_run(refnet_factory, tmp_path):
     # the reference network's state file with the secrets is its owner's only
     assert (Path(net.cfg.state_dir) / "network.json").stat().st_mode & 0o077 == 0
     assert not any(p.name.endswith(".tls-secrets.pcapng") for p in files)
+
+
+# -- offline analysis -------------------------------------------------------------------------------
+def test_analyze_passes_on_the_harness_own_captures_of_passing_positive_cases(refnet_factory, tmp_path):
+    net = refnet_factory(fresh="analyze")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump(profile_dict(net), sort_keys=False))
+    run = cli("run", "--profile", str(profile), "--alluredir", str(tmp_path / "r"), "--workdir", str(tmp_path / "w"),
+              "-k", "positive and capture")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    records = json.loads((tmp_path / "w" / "verdicts-main.json").read_text())["results"]
+    passed = sorted(r["id"] for r in records if r["verdict"] == "pass")
+    assert len(passed) >= 10, passed
+    for case in passed:
+        pcap = tmp_path / "w" / "captures" / f"{case}.pcapng"
+        proc = cli("analyze", str(pcap), "--profile", str(profile), "--case", case,
+                   "--alluredir", str(tmp_path / "ra"), "--workdir", str(tmp_path / f"wa-{case}"))
+        verdicts = {r["id"]: r["verdict"] for r in
+                    json.loads((tmp_path / f"wa-{case}" / "verdicts-main.json").read_text())["results"]}
+        assert proc.returncode == 0 and verdicts[case] == "pass", (case, proc.stdout[-2000:])
+    # the whole catalog on one registration: nothing fails; what the trace cannot judge says why
+    flow = tmp_path / "w" / "captures" / "TP_FLOW_REG_001.pcapng"
+    proc = cli("analyze", str(flow), "--profile", str(profile), "--alluredir", str(tmp_path / "rb"),
+               "--workdir", str(tmp_path / "wb"))
+    records = json.loads((tmp_path / "wb" / "verdicts-main.json").read_text())["results"]
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert {r["verdict"] for r in records} <= {"pass", "not applicable"}
+    negative = [r for r in records if r["kind"] == "negative"]
+    assert negative and all("negative test case" in r["reason"] or "PICS" in r["reason"] for r in negative)
+    assert any("negative test case" in r["reason"] for r in negative)
+    # the identity the trace shows, given by its IMPI; an identity it does not show is bad usage
+    impi = next(r for r in records if r["id"] == "TP_FLOW_REG_001")
+    assert impi["verdict"] == "pass"
+    proc = cli("analyze", str(flow), "--profile", str(profile), "--case", "TP_FLOW_REG_001",
+               "--user", "nobody@ims.example.net", "--alluredir", str(tmp_path / "rc"), "--workdir", str(tmp_path / "wc"))
+    assert proc.returncode == 2 and "nobody@ims.example.net" in proc.stdout + proc.stderr
+
+
+def test_analyze_still_fails_a_faulty_trace(refnet_factory, tmp_path):
+    net = refnet_factory(faults=["wsf-keep-web-id"], fresh="analyze-fault")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump(profile_dict(net), sort_keys=False))
+    run = cli("run", "--profile", str(profile), "--alluredir", str(tmp_path / "r"), "--workdir", str(tmp_path / "w"),
+              "-k", "TP_FLOW_REG_001")
+    assert run.returncode == 1, run.stdout[-3000:]
+    proc = cli("analyze", str(tmp_path / "w" / "captures" / "TP_FLOW_REG_001.pcapng"), "--profile", str(profile),
+               "--case", "TP_FLOW_REG_001", "--alluredir", str(tmp_path / "ra"), "--workdir", str(tmp_path / "wa"))
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "TP_FLOW_REG_001" in proc.stdout and "fail" in proc.stdout
