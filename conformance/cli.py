@@ -53,10 +53,27 @@ def _profile_ok(profile) -> bool:
 
 
 # -- validate ----------------------------------------------------------------------------------------
-def cmd_validate(args) -> int:
-    from conformance.model.catalog import validate_catalog
+def _existing(path: str, what: str) -> Path | None:
+    p = Path(path)
+    if not p.exists():
+        _die(f"{what} {path}: no such file or directory")
+        return None
+    return p
 
-    problems = validate_catalog(Path(args.catalog))
+
+def cmd_validate(args) -> int:
+    from conformance.model.catalog import discover, validate_catalog
+    from conformance.model.testcase import check_testcase
+
+    target = _existing(args.catalog, "catalog")
+    if target is None:
+        return EXIT_ERROR
+    if target.is_file():  # one test case, wherever it lives (fragments: the nearest fragments/ above it)
+        _, problems = check_testcase(target)
+        count = 1
+    else:
+        problems = validate_catalog(target)
+        count = len(discover(target))
     for p in problems:
         print(p)
     if args.profile and not _profile_ok(_load_profile(args.profile)):
@@ -64,9 +81,9 @@ def cmd_validate(args) -> int:
     if problems:
         print(f"{len(problems)} problem(s) in {args.catalog}", file=sys.stderr)
         return EXIT_ERROR
-    from conformance.model.catalog import discover
-
-    print(f"{len(discover(Path(args.catalog)))} test cases valid in {args.catalog}")
+    if count == 0:
+        return _die(f"no test case (*.yaml outside fragments/) in {args.catalog}")
+    print(f"{count} test case{'s' if count != 1 else ''} valid in {args.catalog}")
     return EXIT_OK
 
 
@@ -74,6 +91,8 @@ def cmd_validate(args) -> int:
 def cmd_list(args) -> int:
     from conformance.model.catalog import load_catalog
 
+    if _existing(args.catalog, "catalog") is None:
+        return EXIT_ERROR
     cases, problems = load_catalog(Path(args.catalog))
     for p in problems:
         print(p, file=sys.stderr)
@@ -93,6 +112,10 @@ def cmd_list(args) -> int:
         covered |= set(tc.flow_steps)
         rows.append((tc.id, tc.sut, tc.kind, ",".join(map(str, sorted(tc.flow_steps))) or "-",
                      applicable, "; ".join(tc.refs)))
+    if not rows:
+        return _die("no test case matches the selection"
+                    + (f" (--sut {', '.join(args.sut)})" if args.sut else "")
+                    + (f" (--kind {args.kind})" if args.kind else ""))
     if args.json:
         print(json.dumps([dict(zip(("id", "sut", "kind", "flow", "applicable", "refs"), r)) for r in rows], indent=2))
     else:
@@ -109,24 +132,48 @@ def cmd_list(args) -> int:
 
 
 # -- run ---------------------------------------------------------------------------------------------
+def _writable_dir(path: str, option: str) -> Path | None:
+    """A directory the run may write into (created if missing); None after a message if not."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        _die(f"{option} {path}: exists and is not a directory")
+        return None
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _die(f"{option} {path}: cannot create it ({exc.strerror})")
+        return None
+    return p
+
+
 def cmd_run(args) -> int:
     import pytest
 
+    from conformance.run.console import CaseLines, summary_table
+
+    catalog = _existing(args.catalog, "--catalog")
+    if catalog is None:
+        return EXIT_ERROR
     profile = _load_profile(args.profile)
     if not _profile_ok(profile):
         return EXIT_ERROR
     # every rule `validate` applies (unique ids, folders, regexes, ...) holds before anything is sent
     from conformance.model.catalog import validate_catalog
+    from conformance.model.testcase import check_testcase
 
-    problems = validate_catalog(Path(args.catalog))
+    problems = check_testcase(catalog)[1] if catalog.is_file() else validate_catalog(catalog)
     if problems:
         for p in problems:
             print(p, file=sys.stderr)
         return _die(f"{len(problems)} problem(s) in {args.catalog}; nothing was sent (see `validate`)")
-    workdir = Path(args.workdir)
+    workdir = _writable_dir(args.workdir, "--workdir")
+    alluredir = _writable_dir(args.alluredir, "--alluredir")
+    if workdir is None or alluredir is None:
+        return EXIT_ERROR
     verdict_files.clear(workdir)
-    argv = [str(args.catalog), "--profile", args.profile, "--alluredir", args.alluredir, "--clean-alluredir",
-            "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEsx",
+    argv = [str(catalog), "--ims-catalog", str(catalog), "--profile", args.profile, "--alluredir", str(alluredir),
+            "--clean-alluredir", "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEx",
+            "--no-header", "-o", "console_output_style=classic",
             # the CLI imported conformance before pytest loads it as a plugin: nothing to rewrite
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if args.k:
@@ -139,9 +186,15 @@ def cmd_run(args) -> int:
         argv += ["--no-capture-legs"]
     if args.strict:
         argv += ["--ims-strict"]
+    if args.junitxml:
+        argv += [f"--junitxml={args.junitxml}", "-o", "junit_family=xunit2"]
     argv += args.pytest_args
-    rc = pytest.main(argv)
+    rc = pytest.main(argv, plugins=[CaseLines()])
     results = _verdicts(workdir)
+    if int(rc) == verdict_files.PYTEST_NO_TESTS or (int(rc) == 0 and not results):
+        what = [f"-k {args.k!r}"] if args.k else []
+        what += [f"--sut {n}" for n in args.sut or []]
+        return _die(f"no test case selected in {catalog}" + (f" by {' '.join(what)}" if what else ""))
     counts: dict[str, int] = {}
     for r in results:
         key = f"{r['verdict']} (expected deviation)" if r.get("expected_deviation") else r["verdict"]
@@ -149,39 +202,46 @@ def cmd_run(args) -> int:
     for r in results:  # a warning passes, so pytest's summary would not name it
         if r["verdict"] == "pass with warnings":
             print(f"PASS WITH WARNINGS {r['id']}: " + "; ".join(r.get("findings") or []))
+    print()
+    print(summary_table(results))
     print("verdicts: " + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"))
     return exit_code(int(rc), results)
 
 
 # -- report ------------------------------------------------------------------------------------------
-def build_statement(workdir: Path, catalog: Path, alluredir: Path) -> dict | None:
-    """The ICS-style requirements matrix of the last run, attached to its Allure results
-    (None when nothing ran)."""
+def build_statement(alluredir: Path, catalog: Path, workdir: Path | None = None) -> dict | None:
+    """The conformance statement of the run whose Allure results are in `alluredir` (its verdicts
+    travel inside it); None when that run left no verdicts."""
     from conformance.model.catalog import load_catalog
     from conformance.model.pics import KNOWN_PICS
     from conformance.report import ics
 
-    files = sorted(workdir.glob("verdicts-*.json"))
-    if not files:
+    results, pics = verdict_files.read_with_pics(alluredir / verdict_files.RESULTS_SUBDIR)
+    if not results:
         return None
-    pics = json.loads(files[0].read_text()).get("pics", {})
     cases, _ = load_catalog(catalog)
-    doc = ics.build(cases, _verdicts(workdir), pics, KNOWN_PICS)
-    ics.attach_to_allure(doc, alluredir)
-    return doc
+    return ics.build(cases, results, pics, KNOWN_PICS, allure_results=alluredir)
 
 
 def cmd_report(args) -> int:
     from conformance.report import ics, render
 
-    statement = build_statement(Path(args.workdir), Path(args.catalog), Path(args.alluredir))
+    alluredir = Path(args.alluredir)
+    if not alluredir.is_dir():
+        return _die(f"--alluredir {args.alluredir}: no such directory (run `ims-conformance run` first)")
+    if not any(alluredir.glob("*-result.json")):
+        return _die(f"--alluredir {args.alluredir}: no Allure results in it (run `ims-conformance run` first)")
+    output = _writable_dir(args.output, "--output")
+    if output is None or _existing(args.catalog, "--catalog") is None:
+        return EXIT_ERROR
+    statement = build_statement(alluredir, Path(args.catalog))
     try:
-        out = render.render_html(Path(args.alluredir), Path(args.output), workdir=Path(args.workdir))
+        out = render.render_html(alluredir, output, workdir=Path(args.workdir))
     except render.RenderError as exc:
         return _die(str(exc))
     print(f"report: {out}")
     if statement is not None:  # after rendering: allure generate empties its output directory
-        _, page = ics.write(statement, Path(args.output))
+        _, page = ics.write(statement, output)
         print(f"conformance statement: {page} (and {page.with_suffix('.json')})")
     return EXIT_OK
 
@@ -222,29 +282,53 @@ def cmd_reference(args) -> int:
 def cmd_analyze(args) -> int:
     from conformance.run.analyze import analyze
 
+    catalog = _existing(args.catalog, "--catalog")
+    if catalog is None:
+        return EXIT_ERROR
     profile = _load_profile(args.profile)
     if profile is None:
         return EXIT_ERROR
+    workdir = _writable_dir(args.workdir, "--workdir")
+    alluredir = _writable_dir(args.alluredir, "--alluredir")
+    if workdir is None or alluredir is None:
+        return EXIT_ERROR
     return analyze(Path(args.capture), profile, keylogs=[Path(k) for k in args.keylog], case_ids=args.case,
-                   catalog=Path(args.catalog), alluredir=Path(args.alluredir), workdir=Path(args.workdir),
-                   user=args.user)
+                   catalog=catalog, alluredir=alluredir, workdir=workdir, user=args.user)
+
+
+def _nodes() -> tuple[str, ...]:
+    from conformance.model.catalog import NODE_DIRS
+
+    return NODE_DIRS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ims-conformance", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="ims-conformance", description=__doc__.split("\n\n")[0],
+                                epilog="Exit codes: 0 every test case passed or was not applicable; 1 a test case "
+                                       "failed or was inconclusive; 2 an error or bad usage (also: nothing selected).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    nodes = _nodes()
 
     def run_args(sp):
-        sp.add_argument("--profile", required=True, help="profile YAML (PIXIT + PICS)")
-        sp.add_argument("-k", help="pytest -k expression (ids, node names, positive/negative, tags)")
-        sp.add_argument("--sut", action="append", help="only test cases of this node (repeatable)")
-        sp.add_argument("--alluredir", default="allure-results")
-        sp.add_argument("--catalog", default=str(default_catalog()))
-        sp.add_argument("--workdir", default=".ims-conformance")
-        sp.add_argument("-n", help="parallel workers (pytest-xdist)")
+        sp.add_argument("--profile", required=True, help="profile YAML of the system under test (PIXIT + PICS)")
+        sp.add_argument("-k", metavar="EXPR",
+                        help="pytest -k expression over ids, node names, positive/negative, tags, 'capture'")
+        sp.add_argument("--sut", action="append", choices=nodes, metavar="NODE",
+                        help=f"only test cases of this node under test (repeatable; one of {', '.join(nodes)})")
+        sp.add_argument("--alluredir", default="allure-results",
+                        help="where the Allure results (and this run's verdicts) go (default: %(default)s)")
+        sp.add_argument("--catalog", default=str(default_catalog()),
+                        help="catalog directory or one test case file, whatever its folder is called "
+                             "(default: ./testcases or the shipped catalog)")
+        sp.add_argument("--workdir", default=".ims-conformance",
+                        help="work directory: verdict files, key logs, captures, diagrams (default: %(default)s)")
+        sp.add_argument("-n", metavar="N", help="parallel workers (pytest-xdist)")
         sp.add_argument("--no-capture", action="store_true", help="do not capture the SUT's legs")
         sp.add_argument("--strict", action="store_true",
                         help="a violated SHOULD fails the test case (default: pass with warnings, exit 0)")
+        sp.add_argument("--junitxml", metavar="FILE",
+                        help="also write JUnit XML for CI; each test case carries its requirement references "
+                             "as <property name=\"ref\"> and its verdict as ims_verdict")
         sp.add_argument("--output", default="allure-report", help="(demo) where the HTML report goes")
         sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 
@@ -256,23 +340,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("validate", help="check every test case (and optionally a profile)")
-    sp.add_argument("catalog", nargs="?", default=str(default_catalog()))
-    sp.add_argument("--profile")
+    sp.add_argument("catalog", nargs="?", default=str(default_catalog()),
+                    help="catalog directory or one test case file (default: ./testcases or the shipped catalog)")
+    sp.add_argument("--profile", help="also check this profile")
     sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("list", help="list test cases with node, steps, refs and applicability")
-    sp.add_argument("--catalog", default=str(default_catalog()))
-    sp.add_argument("--profile")
-    sp.add_argument("--sut", action="append")
-    sp.add_argument("--kind", choices=("positive", "negative"))
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--catalog", default=str(default_catalog()), help="catalog directory (default: %(default)s)")
+    sp.add_argument("--profile", help="say for each test case whether it applies to this profile (PICS)")
+    sp.add_argument("--sut", action="append", choices=nodes, metavar="NODE",
+                    help=f"only this node under test (repeatable; one of {', '.join(nodes)})")
+    sp.add_argument("--kind", choices=("positive", "negative"), help="only positive or only negative test cases")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sp.set_defaults(func=cmd_list)
 
-    sp = sub.add_parser("report", help="render allure-results as a single-file HTML report (Allure 3)")
-    sp.add_argument("--alluredir", default="allure-results")
-    sp.add_argument("--output", default="allure-report")
-    sp.add_argument("--workdir", default=".ims-conformance")
-    sp.add_argument("--catalog", default=str(default_catalog()))
+    sp = sub.add_parser("report", help="render allure-results as a single-file HTML report (Allure 3) "
+                                       "and the conformance statement of the same run")
+    sp.add_argument("--alluredir", default="allure-results", help="Allure results of a run (default: %(default)s)")
+    sp.add_argument("--output", default="allure-report", help="where index.html and ics.html/.json go "
+                                                              "(default: %(default)s)")
+    sp.add_argument("--workdir", default=".ims-conformance", help="where the Allure configuration is written "
+                                                                  "(default: %(default)s)")
+    sp.add_argument("--catalog", default=str(default_catalog()),
+                    help="catalog the run used, for requirement texts (default: %(default)s)")
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("reference", help="the embedded reference network (up, faults)")
@@ -280,14 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_reference)
 
     sp = sub.add_parser("analyze", help="run the catalog's capture assertions on a recorded capture")
-    sp.add_argument("capture")
-    sp.add_argument("--profile", required=True)
-    sp.add_argument("--keylog", action="append", default=[])
-    sp.add_argument("--case", action="append", default=[])
-    sp.add_argument("--catalog", default=str(default_catalog()))
-    sp.add_argument("--alluredir", default="allure-results")
-    sp.add_argument("--workdir", default=".ims-conformance")
-    sp.add_argument("--user", help="fixture identity (profile users.fixtures) the capture shows")
+    sp.add_argument("capture", help="pcap or pcapng file (TLS secrets: --keylog, the profile's sut_keylogs, "
+                                    "or a Decryption Secrets Block inside the pcapng)")
+    sp.add_argument("--profile", required=True, help="profile YAML: where the nodes are (PIXIT) and PICS")
+    sp.add_argument("--keylog", action="append", default=[], metavar="FILE",
+                    help="NSS key log to decrypt the capture (repeatable)")
+    sp.add_argument("--case", action="append", default=[], metavar="ID",
+                    help="only this test case (repeatable; default: every applicable positive one with a capture block)")
+    sp.add_argument("--catalog", default=str(default_catalog()),
+                    help="catalog directory or test case file (default: %(default)s)")
+    sp.add_argument("--alluredir", default="allure-results", help="where Allure results go (default: %(default)s)")
+    sp.add_argument("--workdir", default=".ims-conformance", help="work directory (default: %(default)s)")
+    sp.add_argument("--user", metavar="IDENTITY",
+                    help="the identity the capture shows: a Web ID, IMPU or IMPI, or a fixture name of the profile "
+                         "(default: found in the capture)")
     sp.set_defaults(func=cmd_analyze)
     return p
 

@@ -31,14 +31,24 @@ def pytest_addoption(parser):
     g.addoption("--ims-analyze", metavar="CAPTURE",
                 help="offline: evaluate the capture assertions against this pcap/pcapng; run no step")
     g.addoption("--ims-keylog", action="append", default=[], help="(offline) NSS key log for the capture")
-    g.addoption("--ims-user", help="(offline) fixture identity the capture shows (default: the first)")
+    g.addoption("--ims-user", help="(offline) the identity the capture shows: a fixture name of the profile, "
+                                   "a Web ID, an IMPU or an IMPI (default: found in the capture)")
     g.addoption("--ims-strict", action="store_true",
                 help="a violated SHOULD fails the test case (default: pass with warnings)")
+    g.addoption("--ims-catalog", action="append", default=[], metavar="PATH",
+                help="a catalog directory or test case file, whatever its folder is called "
+                     "(without it, YAML files under a folder named testcases/ are test cases)")
 
 
-def _is_testcase_file(path: Path) -> bool:
-    return (path.suffix in (".yaml", ".yml") and "testcases" in path.parts
-            and "fragments" not in path.parts)
+def _is_testcase_file(path: Path, roots: list[Path] = ()) -> bool:
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    for root in roots:  # given explicitly: every YAML file under it except fragments
+        if path == root:
+            return True
+        if root in path.parents:
+            return "fragments" not in path.relative_to(root).parts
+    return "testcases" in path.parts and "fragments" not in path.parts
 
 
 def pytest_configure(config):
@@ -60,7 +70,8 @@ def _profile(config):
 
 
 def pytest_collect_file(file_path: Path, parent):
-    if _is_testcase_file(file_path):
+    roots = [Path(r).resolve() for r in parent.config.getoption("--ims-catalog")]
+    if _is_testcase_file(file_path.resolve(), roots):
         return YamlTestFile.from_parent(parent, path=file_path)
     return None
 
@@ -77,6 +88,9 @@ class TestCaseItem(pytest.Item):
     def __init__(self, *, testcase, **kw):
         super().__init__(**kw)
         self.tc = testcase
+        from conformance.report.allure import item_markers
+
+        item_markers(self, testcase)
         self.add_marker(testcase.kind)
         self.add_marker(pytest.mark.sut(testcase.sut))
         self.extra_keyword_matches.update([testcase.kind, testcase.sut, *(testcase.tags or [])])
@@ -91,9 +105,11 @@ class TestCaseItem(pytest.Item):
         sel = self.tc.pics
         if sel is not None and not sel.evaluate(profile.pics):
             answers = ", ".join(f"{n}={profile.pics.get(n)!r}" for n in sorted(sel.names))
+            self._publish({"verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "checks": []})
             pytest.skip(f"NOT APPLICABLE: PICS selection `{sel.expr}` is false ({answers})")
         missing = self.tc.missing_pixit(profile.pixit)
         if missing:  # a value the binding leaves open and the profile does not declare: never guessed
+            self._publish({"verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "checks": []})
             pytest.skip(f"NOT APPLICABLE: the profile does not declare {', '.join(missing)}")
 
     def runtest(self):
@@ -114,12 +130,16 @@ class TestCaseItem(pytest.Item):
                 result = engine.run(self.tc)
         except Exception as exc:  # a harness bug: verdict error, recorded like any other verdict
             result = CaseResult(self.tc.id, Verdict.ERROR, reason=f"harness error: {type(exc).__name__}: {exc}")
-            self.config.stash[_RESULTS_KEY].append(_record(self.tc, result, time.time() - started, None))
+            record = _record(self.tc, result, time.time() - started, None)
+            self.config.stash[_RESULTS_KEY].append(record)
+            self._publish(record)
             raise HarnessError(result.reason) from exc
         if result.verdict == Verdict.WARN and self.config.getoption("--ims-strict"):
             result.verdict = Verdict.FAIL
             result.reason = "--strict: a violated SHOULD counts as a failure"
-        self.config.stash[_RESULTS_KEY].append(_record(self.tc, result, time.time() - started, deviation))
+        record = _record(self.tc, result, time.time() - started, deviation)
+        self.config.stash[_RESULTS_KEY].append(record)
+        self._publish(record)
         text = profile.redactor.text(result.summary())
         if result.verdict == Verdict.WARN:
             _mark_warned(self, text)
@@ -131,9 +151,21 @@ class TestCaseItem(pytest.Item):
             raise HarnessError(text)
         if result.verdict == Verdict.INCONCLUSIVE:
             pytest.skip(f"INCONCLUSIVE: {text}")
+        if result.verdict == Verdict.NOT_APPLICABLE:  # offline analysis: the trace cannot judge it
+            pytest.skip(f"NOT APPLICABLE: {text}")
         if deviation:  # listed as a deviation but conformant now: keep the file current
             raise CaseFailed(f"{self.tc.id} passed but is listed as an expected deviation "
                              f"({deviation['reason']}); remove it from the deviations file")
+
+    def _publish(self, record: dict) -> None:
+        """The verdict rides on the pytest report (xdist sends user_properties to the controller;
+        JUnit XML writes them as <properties>): one `ref` property per requirement reference."""
+        self.user_properties.append(("ims_verdict", record["verdict"]))
+        self.user_properties.append(("ims_seconds", record["seconds"]))
+        if record.get("expected_deviation"):
+            self.user_properties.append(("ims_expected_deviation", True))
+        for ref in self.tc.refs:
+            self.user_properties.append(("ref", ref))
 
     def repr_failure(self, excinfo, style=None):
         from conformance.report.allure import CaseFailed, HarnessError
@@ -162,11 +194,14 @@ def _offline_capture(config, profile):
 
 
 def _offline_user(config) -> dict:
-    fixtures = _profile(config).fixtures
-    name = config.getoption("--ims-user") or next(iter(fixtures), None)
-    if name not in fixtures:
-        raise pytest.UsageError(f"--ims-user {name!r}: the profile's users.fixtures are {', '.join(fixtures)}")
-    return dict(fixtures[name])
+    from conformance.run.offline import IdentityError, resolve_identity
+
+    profile = _profile(config)
+    try:
+        return resolve_identity(config.getoption("--ims-user"), profile.fixtures,
+                                _offline_capture(config, profile).timeline)
+    except IdentityError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 _CAPTURE_KEY = pytest.StashKey[object]()
@@ -205,7 +240,24 @@ def _record(tc, result, seconds: float, deviation) -> dict:
         "findings": [f.describe() for f in result.failures()],
         # the requirements only a SHOULD of was violated (the conformance statement says "warn")
         "warned_refs": sorted({f.ref for f in result.findings if f.verdict == Verdict.WARN and f.ref}),
+        "checks": checks_of(tc, result),
     }
+
+
+def checks_of(tc, result) -> list[dict]:
+    """Every check of the run with the requirements it cites: its own `ref`, or the test case's
+    refs when it has none (a check without a ref enforces the test purpose). The conformance
+    statement derives each requirement's verdict from these."""
+    in_step = {}
+    for step in getattr(result, "steps", []):
+        for f in step.findings:
+            in_step[id(f)] = step.title
+    out = []
+    for f in result.findings:
+        refs = [f.ref.strip()] if f.ref else [r.strip() for r in tc.refs]
+        out.append({"refs": refs, "level": str(f.level), "verdict": f.verdict.value, "subject": f.subject,
+                    "step": in_step.get(id(f), "capture"), "description": f.describe()})
+    return out
 
 
 _WARNED = ("ims_verdict", Verdict.WARN.value)
@@ -248,8 +300,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
-    _record_not_applicable(item, call)
     outcome = yield
+    if not isinstance(item, TestCaseItem):
+        return
     report = outcome.get_result()
     text = getattr(item, "_ims_warning_text", None)
     if report.when == "call" and report.passed and text:
@@ -262,16 +315,16 @@ def pytest_runtest_makereport(item, call):
             result = listener.allure_logger.get_test(listener._cache.get(item.nodeid))
             if result is not None:
                 result.statusDetails = StatusDetails(message=f"PASS WITH WARNINGS: {text}")
-
-
-def _record_not_applicable(item, call) -> None:
-    if (isinstance(item, TestCaseItem) and call.when == "setup" and call.excinfo is not None
+    if (call.when == "setup" and call.excinfo is not None
             and "NOT APPLICABLE" in str(call.excinfo.value)):
         item.config.stash[_RESULTS_KEY].append({
             "id": item.tc.id, "title": item.tc.title, "sut": item.tc.sut, "kind": item.tc.kind,
             "refs": list(item.tc.refs), "flow": sorted(item.tc.flow_steps),
             "verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "expected_deviation": False,
-            "reason": str(call.excinfo.value), "findings": []})
+            "reason": str(call.excinfo.value), "findings": [], "checks": []})
+    if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        # a skip points at the test case's YAML, not at the line of this plugin that skipped
+        report.longrepr = (str(item.tc.source), item.tc.line or 1, report.longrepr[2])
 
 
 def pytest_sessionstart(session):
@@ -311,10 +364,16 @@ def pytest_sessionfinish(session, exitstatus):
     workdir.mkdir(parents=True, exist_ok=True)
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
     out = workdir / f"verdicts-{worker}.json"
-    out.write_text(json.dumps({"profile": str(profile.path), "pics": profile.pics, "results": results},
-                              indent=2))
+    doc = profile.redactor.obj({"profile": str(profile.path), "pics": profile.pics, "results": results})
+    out.write_text(json.dumps(doc, indent=2))
     alluredir = getattr(config.option, "allure_report_dir", None)
     if alluredir:
         from conformance.report.allure import write_environment
+        from conformance.run.verdict_files import RESULTS_SUBDIR
 
+        # the verdicts travel with the Allure results they belong to: `report` builds the
+        # conformance statement of this run from them, whatever workdir is used later
+        beside = Path(alluredir) / RESULTS_SUBDIR
+        beside.mkdir(parents=True, exist_ok=True)
+        (beside / out.name).write_text(json.dumps(doc, indent=2))
         write_environment(Path(alluredir), profile, profile.redactor)

@@ -3,6 +3,7 @@
 Every occurrence of a secret becomes `<redacted:NAME>`, in the forms it travels in:
 - as written;
 - URL-encoded (form bodies, query strings; `quote` and `quote_plus`, upper- and lower-case hex);
+- JSON-escaped (inside a JSON string) and base64-encoded on its own;
 - inside an HTTP Basic credential (RFC 7617 2: base64 of `user-id ":" password`): the base64
   token is decoded and, when it contains a secret, replaced as a whole, so the secret cannot be
   recovered from a report whatever the user-id was.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,7 +32,29 @@ _BASIC_B = re.compile(rb"(?i)(\bBasic[ ]+)([A-Za-z0-9+/]{4,}={0,2})")
 def _forms(value: str) -> set[str]:
     forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in list(forms)}
-    return forms
+    # inside a JSON string (RFC 8259 7): as json.dumps writes it, also with "/" escaped
+    for ascii_only in (True, False):
+        escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
+        forms |= {escaped, escaped.replace("/", "\\/")}
+    forms |= base64_forms(value)
+    return {f for f in forms if len(f) >= MIN_LENGTH}
+
+
+def base64_forms(value: str) -> set[str]:
+    """The value base64-encoded on its own (padded or not) and the characters that encode it
+    inside a longer base64 text at each of the three byte alignments (a JWT payload, a Basic
+    credential), in the standard and URL-safe alphabets."""
+    raw = value.encode()
+    out: set[str] = set()
+    for enc in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = enc(raw).decode()
+        out |= {whole, whole.rstrip("=")}
+        for k in range(3):  # k bytes precede the value in the encoded text
+            text = enc(b"\0" * k + raw).decode()
+            first, end = -(-8 * k // 6), (8 * k + 8 * len(raw)) // 6  # characters made of its bits only
+            if end - first >= 8:
+                out.add(text[first:end])
+    return out
 
 
 class Redactor:
@@ -80,7 +104,8 @@ class Redactor:
         except (binascii.Error, ValueError):
             return None
         for value, name in self._secrets.items():
-            if value in decoded:
+            # RFC 6749 2.3.1: client credentials are form-urlencoded before the base64
+            if any(form in decoded for form in (value, quote(value, safe=""), quote_plus(value, safe=""))):
                 return name
         return None
 

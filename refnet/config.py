@@ -7,6 +7,7 @@ follow ../shared/BINDING.md (addresses, names, identities, client secrets).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -128,7 +129,11 @@ class NetworkConfig:
     def save(self) -> Path:
         self.state.mkdir(parents=True, exist_ok=True)
         p = self.state / "network.json"
-        p.write_text(self.to_json())
+        # it holds the client secrets and the provisioning token: readable by its owner only
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older, world-readable file keeps its mode through O_CREAT
+        with os.fdopen(fd, "w") as f:
+            f.write(self.to_json())
         return p
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import ssl
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +68,9 @@ def ensure(cfg: NetworkConfig) -> None:
 def _keylog(ctx: ssl.SSLContext, cfg: NetworkConfig, node: str) -> ssl.SSLContext:
     path = cfg.keylog(node)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # TLS secrets: owner only
+    os.fchmod(fd, 0o600)
+    os.close(fd)
     ctx.keylog_filename = str(path)  # appended to; one file per node, all its legs
     return ctx
 

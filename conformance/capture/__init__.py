@@ -24,13 +24,18 @@ class CaptureResult:
     error: str | None = None  # the capture as a whole is unusable (no privilege, sniffer died, drops)
     stats: dict = field(default_factory=dict)
     nodes: list[str] = field(default_factory=list)  # node names of the profile ("ue" = the harness)
+    plaintext_path: Path | None = None  # decrypted, redacted, no TLS secret (conformance.capture.plaintext)
 
 
 def analyze_records(records: Iterable[tuple[float, int, bytes, int]], pixit: dict,
                     keylogs: Iterable[str | Path] = (), *, keylog_text: str = "",
                     pcapng_out: str | Path | None = None, t_window: tuple[float, float] | None = None,
-                    interfaces: list[str] | None = None) -> CaptureResult:
-    """The whole offline pipeline on (ts, linktype, frame, iface) records."""
+                    interfaces: list[str] | None = None, plaintext_out: str | Path | None = None,
+                    redactor=None) -> CaptureResult:
+    """The whole offline pipeline on (ts, linktype, frame, iface) records.
+
+    `pcapng_out`: the raw capture with its TLS key log inside (secrets: only where the profile
+    opts in); `plaintext_out`: the decrypted traffic as plaintext packets, `redactor` applied."""
     from conformance.capture.dissect import Dissector
     from conformance.capture.packets import Scanner
     from conformance.capture.pcapng import write_pcapng
@@ -41,6 +46,10 @@ def analyze_records(records: Iterable[tuple[float, int, bytes, int]], pixit: dic
     if keylog_text:
         keylog.add_text(keylog_text)
     d = Dissector(pixit, keylog)
+    if plaintext_out is not None:
+        from conformance.capture.plaintext import PlaintextRecorder
+
+        d.plaintext = PlaintextRecorder()
     scanner = Scanner(d.packet_filter())
     kept = []
     for pkt in scanner.scan(records):
@@ -53,11 +62,16 @@ def analyze_records(records: Iterable[tuple[float, int, bytes, int]], pixit: dic
     path = None
     if pcapng_out is not None:
         path = write_pcapng(pcapng_out, kept, keylog.lines_for(d.client_randoms()), interfaces)
+    plain = None
+    if plaintext_out is not None:
+        from conformance.capture.plaintext import write_plaintext_pcapng
+
+        plain = write_plaintext_pcapng(plaintext_out, d.plaintext, redactor, interfaces, t_window)
     s = scanner.stats
     stats = {"packets": s.packets, "relevant": s.relevant, "undecodable": s.undecodable,
              "tls_connections": len(d.tls), "items": len(timeline.items),
              "analysis_s": round(time.perf_counter() - started, 3)}
-    return CaptureResult(timeline, path, None, stats, list(d.nodes.order))
+    return CaptureResult(timeline, path, None, stats, list(d.nodes.order), plain)
 
 
 def analyze_file(path: str | Path, pixit: dict, keylogs: Iterable[str | Path] = (), *,

@@ -61,6 +61,7 @@ class Dissector:
         self.timeline = Timeline()
         self.tcp = TcpReassembler(self._open, self.nodes.is_server)
         self.tls: list[TlsConnection] = []
+        self.plaintext = None  # a conformance.capture.plaintext.PlaintextRecorder, when one is wanted
         if keylog.problems:
             self.timeline.problems += keylog.problems
         for name in self.nodes.unaddressed:
@@ -114,6 +115,8 @@ class Dissector:
         data = pkt.payload
         if not data.strip(b"\r\n"):
             return  # RFC 5626 4.4.1 CRLF keep-alive
+        if self.plaintext is not None:
+            self.plaintext.udp(src, dst, pkt.ts, data)
         stream = f"udp/{pkt.src}:{pkt.sport}>{pkt.dst}:{pkt.dport}"
         self.emit(pkt.ts, src, dst, "sip" if looks_like_sip(data) else "udp",
                   sip_event(data, "udp", f"{pkt.src}:{pkt.sport}"), stream=stream)
@@ -177,12 +180,18 @@ class _Conn:
                 self._route(not from_client, other, ts)
         self._route(from_client, data, ts)
 
+    def _plain(self, from_client: bool, data: bytes, ts: float) -> None:
+        if self.d.plaintext is not None:
+            self.d.plaintext.tcp(self.conn.client, self.conn.server, from_client, ts, data)
+
     def _route(self, from_client: bool, data: bytes, ts: float) -> None:
         if self.tls is None:
+            self._plain(from_client, data, ts)
             self.app.data(from_client, data, ts)
             return
         for ev in self.tls.feed(from_client, data):
             if ev.kind == "data":
+                self._plain(from_client, ev.data, ts)
                 self.app.data(from_client, ev.data, ts)
             elif ev.kind == "alert":
                 self.emit(from_client, ts, "tls", TlsAlertSeen(ev.detail, encrypted=self.tls.decrypted_any))
@@ -204,6 +213,7 @@ class _Conn:
             return
         if self.mode is None and self.first[from_client]:
             self.mode = "plain"
+            self._plain(from_client, bytes(self.first[from_client]), ts)
             self.app.data(from_client, bytes(self.first[from_client]), ts)
         if self.tls is not None:
             d = self.tls.c if from_client else self.tls.s
@@ -215,6 +225,8 @@ class _Conn:
         self.app.eof(from_client, ts)
 
     def close(self, ts: float) -> None:
+        if self.d.plaintext is not None:
+            self.d.plaintext.tcp_close(self.conn.client, self.conn.server, ts)
         if self.tls is None:
             return
         self.tls.finish()

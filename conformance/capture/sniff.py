@@ -160,6 +160,8 @@ class CaptureSession:
         self.settle_ms = max(0, int(settle_ms))
         self.factory = sniffer_factory or ScapySniffer
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="ims-capture-"))
+        self.redactor = None  # secrets to redact in the written capture (the profile's redactor)
+        self.include_tls_secrets = bool((profile_pixit.get("capture") or {}).get("include_tls_secrets", False))
         self.records: list[tuple[float, int, bytes, int]] = []
         self._lock = threading.Lock()
         self.sniffers: list = []
@@ -217,7 +219,10 @@ class CaptureSession:
             return CaptureResult(tl, None, self.error, {"packets": 0, "kernel": kernel}, NodeMap(self.pixit).order)
         self.records.sort(key=lambda r: r[0])  # several interfaces: one time order
         out = self.workdir / pcapng_name
-        result = analyze_records(self.records, self.pixit, self.keylogs, pcapng_out=out,
+        # the session's capture: decrypted and redacted; the raw one with TLS secrets only on request
+        result = analyze_records(self.records, self.pixit, self.keylogs,
+                                 pcapng_out=out.with_suffix(".tls-secrets.pcapng") if self.include_tls_secrets else None,
+                                 plaintext_out=out, redactor=self.redactor,
                                  t_window=(self.t_start, self.t_end), interfaces=self.interfaces)
         result.error = self.error
         result.timeline.observable_nodes = self.observable_nodes()

@@ -223,7 +223,29 @@ class HttpDriver:
         return Garbage(raw=raw, reason=why, transport="http")
 
     def close(self) -> None:
-        self.session.close()
+        close_session(self.session)
+
+
+def close_session(session: requests.Session) -> None:
+    """Close a session's pooled TLS connections with a close_notify first (RFC 8446 6.1): a bare
+    TCP FIN makes a server answer with a fatal alert (OpenSSL sends decode_error), which then
+    shows in every capture as if the server had misbehaved."""
+    import contextlib
+    import ssl
+
+    for adapter in session.adapters.values():
+        manager = getattr(adapter, "poolmanager", None)
+        pools = getattr(manager, "pools", None)
+        for key in list(pools.keys()) if pools is not None else []:  # the container refuses .values()
+            pool = pools.get(key)
+            queue = getattr(getattr(pool, "pool", None), "queue", None) or []  # idle connections
+            for conn in list(queue):
+                sock = getattr(conn, "sock", None)
+                if isinstance(sock, ssl.SSLSocket):
+                    with contextlib.suppress(OSError, ValueError, ssl.SSLError):
+                        sock.settimeout(0.2)  # bounded: a peer that never answers does not hold us
+                        sock.unwrap()
+    session.close()
 
 
 def _read_capped(resp: requests.Response) -> tuple[bytes, int]:

@@ -135,6 +135,17 @@ def _mtime(path: str | None) -> int | None:
         return None
 
 
+def private_file(path: Path) -> None:
+    """Create `path` (if missing) with mode 0600, or take the group's and others' access away."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _new_context(ca_bundle: str | None, keylog_path: str | None) -> HarnessSSLContext:
     ctx = HarnessSSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname by default
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -144,6 +155,7 @@ def _new_context(ca_bundle: str | None, keylog_path: str | None) -> HarnessSSLCo
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if keylog_path:
         Path(keylog_path).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(keylog_path))  # TLS secrets: readable by the owner only
         ctx.keylog_filename = keylog_path  # OpenSSL appends one NSS line per secret
     return ctx
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from conformance.run.reporter import StepHandle
 from conformance.verdicts import Verdict
 
 EPIC = "TR 23.701"
+_REPO = Path(__file__).resolve().parents[2]
 
 
 class CaseFailed(AssertionError):
@@ -128,8 +131,9 @@ class AllureReporter:
 
 
 def label_case(tc) -> None:
-    """Labels of one test case: epic, feature = node under test, story = flow steps, links = refs."""
-    allure.dynamic.title(f"{tc.id}: {tc.title}")
+    """Labels of one test case: epic, feature = node under test, story = flow steps, links = refs.
+    (Title and description are markers set at collection: allure-pytest overwrites dynamic ones
+    after setup, see `item_markers`.)"""
     allure.dynamic.epic(EPIC)
     allure.dynamic.feature(tc.sut)
     for n in sorted(tc.flow_steps):
@@ -140,17 +144,59 @@ def label_case(tc) -> None:
     allure.dynamic.tag(tc.kind, *list(tc.tags or []))
     for ref in tc.refs:
         allure.dynamic.link(ref_url(ref), name=ref)
-    allure.dynamic.description(f"Test purpose {tc.id} ({tc.kind}) on {tc.sut}.\n\nRequirements: "
-                               + "; ".join(tc.refs) + (f"\n\nPICS: {tc.pics.expr}" if tc.pics else ""))
+
+
+def title_of(tc) -> str:
+    return f"{tc.id}: {tc.title}"
+
+
+def description_of(tc) -> str:
+    """Markdown: what the test case checks, the requirement references with links, the PICS."""
+    text = (tc.description or "").strip() or tc.title
+    refs = "\n".join(f"- [{ref}]({ref_url(ref)})" for ref in tc.refs)
+    lines = [f"**{tc.id}** ({tc.kind} test case, node under test: {tc.sut}, severity {tc.severity})", "",
+             text, "", "**Requirements**", "", refs]
+    if tc.pics is not None:
+        lines += ["", f"**Applies when** (PICS): `{tc.pics.expr}`"]
+    lines += ["", f"Source: `{tc.source}:{tc.line}`"]
+    return "\n".join(lines)
+
+
+class _Titled:
+    """allure-pytest takes a test's name from `item.obj.__allure_display_name__` after setup."""
+
+    def __init__(self, title: str):
+        self.__allure_display_name__ = title.replace("{", "{{").replace("}", "}}")  # it is a format string
+
+
+def item_markers(item, tc) -> None:
+    """Title and description where allure-pytest reads them (markers and `item.obj`), so the
+    result keeps `ID: title` and the requirement text instead of the bare id."""
+    import pytest
+
+    item.obj = _Titled(title_of(tc))
+    item.funcargs = {}
+    item.add_marker(pytest.mark.allure_description(description_of(tc)))
+
+
+BINDING_URL = os.environ.get("IMS_BINDING_URL") or (
+    (_REPO.parent / "shared" / "BINDING.md").resolve().as_uri() if (_REPO.parent / "shared" / "BINDING.md").exists()
+    else "https://www.3gpp.org/DynaReport/23701.htm")
 
 
 def ref_url(ref: str) -> str:
-    """A link for a requirement reference: RFCs to the RFC editor, 3GPP specs to the 3GPP archive."""
-    import re
-
-    m = re.match(r"RFC\s*(\d+)(?:\s+([\d.]+))?", ref)
+    """A link for a requirement reference: RFCs to the RFC editor (section anchor), 3GPP specs to
+    the 3GPP archive, BINDING refs to BINDING.md (IMS_BINDING_URL overrides where it is)."""
+    m = re.match(r"RFC\s*(\d+)(?:\s+([\d.]+\d))?", ref)
     if m:
         return f"https://www.rfc-editor.org/rfc/rfc{m.group(1)}" + (f"#section-{m.group(2)}" if m.group(2) else "")
+    if ref.startswith("BINDING"):
+        m = re.search(r"steps? (\d+)", ref)
+        if m:  # the binding's two step sections
+            anchor = "steps-1-11-login-and-oauth-20-authorization-code-flow-rfc-6749-rfc-7636-rfc-9700" \
+                if int(m.group(1)) <= 11 else "steps-12-22-registration"
+            return f"{BINDING_URL}#{anchor}"
+        return BINDING_URL
     m = re.match(r"(TS|TR)\s*(\d\d)\.(\d+)", ref)
     if m:
         return f"https://www.3gpp.org/DynaReport/{m.group(2)}{m.group(3)}.htm"

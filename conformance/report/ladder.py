@@ -20,10 +20,47 @@ from conformance.events import Garbage
 LABELS = {UE: "UE", "3rdwws": "3rdWWS", "as": "Operator WWS", "wsf": "WSF", "pcscf": "P-CSCF",
           "icscf": "I-CSCF", "scscf": "I/S-CSCF"}
 ORDER = [UE, "3rdwws", "as", "wsf", "pcscf", "icscf", "scscf"]
-COL_W, ROW_H, LEFT, TOP = 150, 26, 90, 70
+# Text is 13 px (>= 12 px inline even when a viewer scales the diagram a little); a row holds
+# the arrow's label and, for a violated message, the finding under it.
+FONT, SMALL = 13, 12
+COL_W, ROW_H, LEFT, TOP = 170, 30, 96, 76
+FINDING_H = 16
 MAX_ROWS = 400
 COLORS = {"ok": "#1f4e79", "step": "#1a7f37", "out_of_order": "#d97706", "missing": "#c62828",
-          "forbidden": "#c62828", "garbage": "#888888"}
+          "forbidden": "#c62828", "violated": "#c62828", "garbage": "#666666"}
+
+
+def _violations(findings: list | None, bm: BlockMatch | None) -> dict[int, list[str]]:
+    """Timeline item index -> the failed checks of the capture entry that matched it (a message
+    that arrived but broke a per-message expectation is drawn red with what it broke)."""
+    out: dict[int, list[str]] = {}
+    if not bm:
+        return out
+    bad = [f for f in findings or [] if getattr(f, "verdict", None) is not None
+           and f.verdict.value not in ("pass", "not applicable")]
+    for r in bm.results:
+        if r.item is None or r.status not in ("matched", "out_of_order"):
+            continue
+        prefix = f"capture {r.entry.step_label} "
+        hits = [f for f in bad if f.subject.startswith(prefix) and f.subject != f"{prefix}{r.entry.describe()}"]
+        if hits:
+            out[r.item.index] = [_short(f, prefix) for f in hits]
+    return out
+
+
+def _short(f, prefix: str) -> str:
+    """A finding on one line: the checked field, the clause, expected and got (got shortened)."""
+    got = f.actual if len(f.actual) <= 60 else f.actual[:57] + "..."
+    ref = f" [{f.ref}]" if f.ref else ""
+    return f"{f.verdict.value.upper()} {f.subject[len(prefix):]}{ref}: expected {f.expected}, got {got}"
+
+
+def _wrap(text: str, width_px: int, font: int = FONT) -> list[str]:
+    """Lines that fit `width_px` at `font` px (Helvetica averages about 0.55 em per character)."""
+    import textwrap
+
+    per_line = max(20, int(width_px / (0.55 * font)))
+    return textwrap.wrap(text, per_line, break_long_words=True, break_on_hyphens=False) or [""]
 
 
 def _columns(timeline: Timeline, pixit: Mapping[str, Any] | None) -> tuple[list[str], dict[str, str]]:
@@ -58,6 +95,7 @@ def render_ladder(timeline: Timeline, findings: list | None = None, block: Mappi
         except BlockError:
             bm = None
     by_item = bm.by_item() if bm else {}
+    violated = _violations(findings, bm)
     forbidden = {h.index for r in (bm.results if bm else []) if r.entry.kind == "forbidden" and r.status == "seen"
                  for h in r.hits}
     rows: list[tuple[str, Any]] = []  # ("item", TimelineItem) | ("missing", EntryResult)
@@ -83,11 +121,21 @@ def render_ladder(timeline: Timeline, findings: list | None = None, block: Mappi
 
     problems = [f.describe() for f in (findings or []) if getattr(f, "verdict", None) is not None
                 and f.verdict.value != "pass"]
-    foot_lines = problems[:12] + list(timeline.problems[:3])
-    height = TOP + ROW_H * (len(rows) + 1) + 20 + 16 * (len(foot_lines) + (1 if truncated else 0)) + 30
     width = LEFT + COL_W * len(cols) + 120  # room for labels of the right-most column
+    legend = ("green [n]: TR 23.701 flow step matched; red: violated, forbidden or (dashed) expected but missing; "
+              "orange: out of order; grey: undissected; TLS: decrypted from TLS")
+    foot_lines = [w for text in problems[:12] + list(timeline.problems[:3]) for w in _wrap(text, width - 20)]
+    legend_lines = _wrap(legend, width - 20, SMALL)
+    extra = sum(FINDING_H * len(violated.get(obj.index, [])) for kind, obj in rows if kind == "item")
+    offsets, acc = [], 0
+    for kind, obj in rows:  # each row is pushed down by the finding lines of the rows above it
+        offsets.append(acc)
+        if kind == "item":
+            acc += FINDING_H * len(violated.get(obj.index, []))
+    height = (TOP + ROW_H * (len(rows) + 1) + extra + 24 + 18 * (len(foot_lines) + (1 if truncated else 0))
+              + 16 * len(legend_lines) + 12)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">',
+           f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="{FONT}">',
            "<defs>" + "".join(
                f'<marker id="a-{k}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
                f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{c}"/></marker>'
@@ -95,7 +143,7 @@ def render_ladder(timeline: Timeline, findings: list | None = None, block: Mappi
            f'<rect width="{width}" height="{height}" fill="white"/>']
     if title:
         out.append(f'<text x="10" y="18" font-size="13" font-weight="bold">{escape(title)}</text>')
-    bottom = TOP + ROW_H * (len(rows) + 1)
+    bottom = TOP + ROW_H * (len(rows) + 1) + extra
     for n in cols:
         out.append(f'<rect x="{x[n] - 60}" y="{TOP - 40}" width="120" height="24" rx="3" fill="#eef3f8" '
                    f'stroke="#1f4e79"/><text x="{x[n]}" y="{TOP - 24}" text-anchor="middle" '
@@ -104,7 +152,7 @@ def render_ladder(timeline: Timeline, findings: list | None = None, block: Mappi
                    f'stroke-dasharray="3,3"/>')
     t0 = timeline.t_start
     for row, (kind, obj) in enumerate(rows):
-        y = TOP + ROW_H * (row + 1)
+        y = TOP + ROW_H * (row + 1) + offsets[row]
         if kind == "missing":
             out += _missing_row(obj, x, cols, y)
             continue
@@ -118,6 +166,9 @@ def render_ladder(timeline: Timeline, findings: list | None = None, block: Mappi
                 label += f" (came before {r.before.step_label})" if r.before else " (out of order)"
         if it.index in forbidden:
             style, label = "forbidden", f"{label} - forbidden"
+        broken = violated.get(it.index, [])
+        if broken:
+            style = "violated"
         if isinstance(it.event, Garbage) or (isinstance(it.event, WsFrameSeen) and it.event.error):
             style = "garbage" if style == "ok" else style
             if isinstance(it.event, WsFrameSeen):
@@ -126,15 +177,19 @@ def render_ladder(timeline: Timeline, findings: list | None = None, block: Mappi
             out.append(f'<text x="8" y="{y + 4}" fill="#555">+{(it.t - t0) * 1000:.1f} ms</text>')
         out += _arrow(x[it.src_node or "?"], x[it.dst_node or "?"], y, label, style, dashed=False,
                       tls=it.decrypted)
+        for i, text in enumerate(broken):  # what the message broke, right under it
+            out.append(f'<text x="{LEFT}" y="{y + 14 + FINDING_H * i + 4}" font-size="{SMALL}" '
+                       f'fill="{COLORS["violated"]}">{escape(_fit(text, width - LEFT - 10, SMALL))}</text>')
     y = bottom + 24
     if truncated:
         out.append(f'<text x="10" y="{y}" fill="#c62828">... {MAX_ROWS} rows shown, the rest is in the pcapng</text>')
         y += 16
     for line in foot_lines:
-        out.append(f'<text x="10" y="{y}" fill="#c62828">{escape(line[:220])}</text>')
+        out.append(f'<text x="10" y="{y}" fill="#c62828">{escape(line)}</text>')
+        y += 18
+    for line in legend_lines:
+        out.append(f'<text x="10" y="{y}" font-size="{SMALL}" fill="#555">{escape(line)}</text>')
         y += 16
-    out.append(f'<text x="10" y="{height - 8}" fill="#555">green [n]: TR 23.701 flow step matched; orange: out of '
-               f'order; dashed red: expected but missing; red: forbidden; grey: undissected; TLS: decrypted from TLS</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -150,11 +205,18 @@ def _arrow(x1: int, x2: int, y: int, label: str, style: str, dashed: bool, tls: 
         path = (f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{color}" stroke-width="1.5"{dash} '
                 f'marker-end="url(#a-{style})"/>')
         tx, anchor = (x1 + x2) // 2, "middle"
-    text = (f'<text x="{tx}" y="{y - 4}" text-anchor="{anchor}" fill="{color}" font-weight="{weight}">'
-            f'{escape(label[:120])}</text>')
-    badge = (f'<text x="{x1 + (6 if x2 > x1 else -6)}" y="{y + 10}" font-size="8" fill="#555" '
+    room = max(abs(x2 - x1), COL_W) + (COL_W if anchor == "middle" else 0)  # a label may overhang the arrow
+    text = (f'<text x="{tx}" y="{y - 5}" text-anchor="{anchor}" fill="{color}" font-weight="{weight}">'
+            f'{escape(_fit(label, room, FONT))}</text>')
+    badge = (f'<text x="{x1 + (6 if x2 > x1 else -6)}" y="{y + 12}" font-size="{SMALL}" fill="#555" '
              f'text-anchor="{"start" if x2 > x1 else "end"}">TLS</text>') if tls else ""
     return [path, text] + ([badge] if badge else [])
+
+
+def _fit(text: str, width_px: int, font: int) -> str:
+    """Shorten a one-line label to what fits (the full text is in the findings and the pcapng)."""
+    n = max(12, int(width_px / (0.55 * font)))
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def _missing_row(r: EntryResult, x: dict[str, int], cols: list[str], y: int) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from conformance.codec import jwt as jwt_codec
-from conformance.events import Garbage, HttpExchange, Nothing, SipReceived, WsClosed, WsHandshake
+from conformance.events import Garbage, HttpExchange, Nothing, SipReceived, WsClosed
 from conformance.run import sign_in, sip_templates
 from conformance.run.clock import MONOTONIC, Clock
 from conformance.run.deadline import Deadline

@@ -7,8 +7,9 @@ that decrypts a case's step 15 may have been captured during an earlier case. Ea
 therefore dissected with every packet of the TCP streams active in its window, and only the
 messages inside the window are asserted.
 
-Outputs per case (pcapng with the TLS secrets inside, SVG sequence diagram) are attached to the
-report. Without the privilege to capture, the capture assertions are inconclusive; the steps
+Outputs per case (the decrypted traffic as a plaintext pcapng with secrets redacted, the SVG
+sequence diagram; the raw pcapng with its TLS secrets only when the profile opts in) are attached
+to the report. Without the privilege to capture, the capture assertions are inconclusive; the steps
 still run.
 """
 
@@ -19,6 +20,11 @@ import time
 from pathlib import Path
 
 from conformance.verdicts import Finding
+
+TLS_SECRETS_WARNING = (
+    "The profile sets pixit.capture.include_tls_secrets: true. The attached raw capture carries the TLS "
+    "key log of every connection: anyone holding this report can decrypt the client secrets, passwords and "
+    "tokens that crossed the wire. Share the report only with people allowed to see them.")
 
 
 def _resolve(profile, p: str) -> Path:
@@ -43,6 +49,9 @@ class CaptureFactory:
         # parallel workers share the legs: keep only the messages of the test case (capture.correlate)
         self.correlate = False
         cap = profile.pixit.get("capture") or {}
+        # the raw capture with its key log lets anyone with the report decrypt every secret on
+        # the wire: only when the profile says so (pixit.capture.include_tls_secrets)
+        self.include_tls_secrets = bool(cap.get("include_tls_secrets", False))
         self.interfaces = cap.get("interfaces", ["lo"])
         self.settle_ms = int(cap.get("settle_ms", 300))
 
@@ -63,6 +72,7 @@ class CaptureFactory:
             workdir.mkdir(parents=True, exist_ok=True)
             self.session = CaptureSession(self.profile.pixit, self._keylogs(harness_keylog), self.interfaces,
                                           0, sniffer_factory=self.sniffer_factory, workdir=workdir)
+            self.session.redactor = self.profile.redactor
             self.session.start()
             self._scanned = 0  # records of the session already scanned into packets
             self._packets: list = []
@@ -124,8 +134,10 @@ class CaptureFactory:
         kept = {id(p): p for key in streams for p in self._streams.get(key, ()) if p.ts <= t1}
         kept.update((id(p), p) for p in in_window)
         records = sorted(((p.ts, p.linktype, p.frame, p.iface) for p in kept.values()), key=lambda r: r[0])
-        out = self.workdir / "captures" / f"{_safe(tc.id)}.pcapng"
-        result = analyze_records(records, self.profile.pixit, started["keylogs"], pcapng_out=out,
+        base = self.workdir / "captures" / _safe(tc.id)
+        result = analyze_records(records, self.profile.pixit, started["keylogs"],
+                                 pcapng_out=base.with_suffix(".tls-secrets.pcapng") if self.include_tls_secrets else None,
+                                 plaintext_out=base.with_suffix(".pcapng"), redactor=self.profile.redactor,
                                  t_window=(t0, t1), interfaces=self.interfaces)
         result.timeline.items = [i for i in result.timeline.items if t0 <= i.t <= t1]
         result.timeline.observable_nodes = session.observable_nodes()
@@ -140,6 +152,7 @@ class CaptureFactory:
 
         result = self.window(tc, started)
         block = render(tc.capture)
+        self.last_window = (result.timeline, block)  # the report's per-entry capture steps
         findings = evaluate_capture(block, result, mctx, self.profile.pixit)
         if self.correlate:  # parallel run: judge only this test case's messages
             from conformance.capture.correlate import for_case, unattributed
@@ -147,8 +160,12 @@ class CaptureFactory:
             whole = findings
             result.timeline.items = for_case(result.timeline.items, markers or set())
             findings = unattributed(evaluate_capture(block, result, mctx, self.profile.pixit), whole)
-        if result.pcapng_path:
-            reporter.attach_file(f"{tc.id}.pcapng (TLS secrets embedded)", result.pcapng_path,
+        if result.plaintext_path:
+            reporter.attach_file(f"{tc.id}.pcapng (decrypted, secrets redacted)", result.plaintext_path,
+                                 "application/vnd.tcpdump.pcap")
+        if result.pcapng_path:  # only when the profile opted in
+            reporter.attach_text("WARNING: TLS secrets attached", TLS_SECRETS_WARNING)
+            reporter.attach_file(f"{tc.id}.tls-secrets.pcapng (raw, TLS secrets embedded)", result.pcapng_path,
                                  "application/vnd.tcpdump.pcap")
         try:
             svg = render_ladder(result.timeline, findings, block, self.profile.pixit)

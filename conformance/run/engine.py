@@ -189,29 +189,40 @@ class Engine:
 
     # -- offline: the capture assertions of a test case against a recorded capture ---------------
     def analyze(self, tc: TestCase, capture_result, user: dict) -> CaseResult:
-        """`ims-conformance analyze`: no step runs; values saved at run time are unknown, so an
-        expectation that needs one is an error of that expectation, not of the SUT."""
+        """`ims-conformance analyze`: no step runs. What a recorded trace cannot judge is not
+        applicable, said so (conformance.run.offline): negative test cases, expectations that
+        need a value saved at run time, test cases whose scenario is not in the trace."""
         from conformance.capture import evaluate_capture
+        from conformance.report.capture_steps import report_capture_entries
         from conformance.report.ladder import render_ladder
+        from conformance.run import offline
 
+        if tc.kind == "negative":
+            return CaseResult(tc.id, Verdict.NOT_APPLICABLE, reason=offline.NEGATIVE_REASON)
         state = CaseState(profile=self.profile, user=user, users=self.identities.fixtures,
                           keylog=self.workdir / "harness.keylog")
         mctx = MatchContext(identities=self.identities.table(user), jwks_provider=self._jwks_provider(state),
                             capture_available=True)
         with self.reporter.step("capture assertions on the recorded trace") as rstep:
-            try:
-                block = render(tc.capture, self._template_context(state))
-            except TemplateError as exc:
-                findings = [_error("capture template", f"{exc} (offline analysis has no saved values)")]
-            else:
-                findings = evaluate_capture(block, capture_result, mctx, self.profile.pixit)
-                out = self.workdir / "ladders" / f"{tc.id}.svg"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(render_ladder(capture_result.timeline, findings, block, self.profile.pixit))
-                self.reporter.attach_file("sequence diagram", out, "image/svg+xml")
-            verdict = worst(f.verdict for f in findings) if findings else Verdict.INCONCLUSIVE
-            rstep.finish(verdict, findings)
-        return CaseResult(tc.id, verdict, findings=findings)
+            stimulus = repr([step.get(actions.action_of(step)) for step in tc.steps])
+            block, skipped = offline.render_offline(tc.capture, lambda obj: render(obj, self._template_context(state)),
+                                                    TemplateError, stimulus)
+            findings = evaluate_capture(block, capture_result, mctx, self.profile.pixit)
+            out = self.workdir / "ladders" / f"{tc.id}.svg"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(render_ladder(capture_result.timeline, findings, block, self.profile.pixit))
+            self.reporter.attach_file("sequence diagram", out, "image/svg+xml")
+            report_capture_entries(self.reporter, findings, capture_result.timeline, block, self.profile.pixit)
+            judged = [f for f in findings if f.verdict != Verdict.NOT_APPLICABLE]
+            verdict = worst(f.verdict for f in judged) if judged else Verdict.NOT_APPLICABLE
+            reason = ""
+            if offline.scenario_absent(findings, capture_result.timeline):
+                verdict, reason = Verdict.NOT_APPLICABLE, ("the trace does not show this test case's scenario "
+                                                           "(none of its messages, or none the harness would send)")
+            elif skipped:
+                reason = f"{len(skipped)} check(s) need values of a live run and were not evaluated"
+            rstep.finish(verdict, findings + skipped)
+        return CaseResult(tc.id, verdict, findings=findings + skipped, reason=reason)
 
     # -- one step --------------------------------------------------------------------------------
     def _run_step(self, index: int, step: dict, state: CaseState, mctx: MatchContext) -> StepOutcome:
@@ -337,18 +348,28 @@ class Engine:
         if capture is None:
             return [Finding(Verdict.INCONCLUSIVE, "capture", "the legs captured", "capture disabled",
                             message=self.no_capture_reason)]
-        try:
-            from conformance.capture.correlate import markers_of
+        from conformance.report.capture_steps import report_capture_entries
 
-            return self.capture_factory.finish(tc, capture, mctx, self.reporter,
-                                               lambda obj: render(obj, self._template_context(state)),
-                                               markers_of(state.user, state.saved, _cookie_values(state)))
-        except TemplateError as exc:
-            if stopped is not None:  # a value the capture needs was never saved: the SUT's step failed
-                return [Finding(Verdict.INCONCLUSIVE, "capture", "the capture assertions evaluated",
-                                "not evaluated", message=f"{exc}; step '{stopped.title}' ended "
-                                f"{stopped.verdict.value}, so the value was never saved")]
-            return [_error("capture template", str(exc))]
-        except Exception as exc:  # noqa: BLE001 - a capture bug is an error verdict with its traceback
-            self.reporter.attach_text("capture traceback", traceback.format_exc())
-            return [_error("capture", f"{type(exc).__name__}: {exc}")]
+        with self.reporter.step("capture: checks on the legs the harness does not see") as rstep:
+            self.capture_factory.last_window = None
+            try:
+                from conformance.capture.correlate import markers_of
+
+                findings = self.capture_factory.finish(tc, capture, mctx, self.reporter,
+                                                       lambda obj: render(obj, self._template_context(state)),
+                                                       markers_of(state.user, state.saved, _cookie_values(state)))
+            except TemplateError as exc:
+                if stopped is not None:  # a value the capture needs was never saved: the SUT's step failed
+                    findings = [Finding(Verdict.INCONCLUSIVE, "capture", "the capture assertions evaluated",
+                                        "not evaluated", message=f"{exc}; step '{stopped.title}' ended "
+                                        f"{stopped.verdict.value}, so the value was never saved")]
+                else:
+                    findings = [_error("capture template", str(exc))]
+            except Exception as exc:  # noqa: BLE001 - a capture bug is an error verdict with its traceback
+                self.reporter.attach_text("capture traceback", traceback.format_exc())
+                findings = [_error("capture", f"{type(exc).__name__}: {exc}")]
+            window = getattr(self.capture_factory, "last_window", None)
+            if window is not None:  # one step per capture entry, failed where its check failed
+                report_capture_entries(self.reporter, findings, window[0], window[1], self.profile.pixit)
+            rstep.finish(worst(f.verdict for f in findings) if findings else Verdict.PASS, findings)
+        return findings

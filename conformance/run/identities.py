@@ -55,6 +55,10 @@ class IdentityProvider:
         ca = (self.profile.pixit.get("tls") or {}).get("ca_bundle")
         if ca and not Path(ca).is_absolute():
             ca = str(Path(self.profile.base_dir) / ca)
+        redactor = getattr(self.profile, "redactor", None)
+        if redactor is not None:  # provisioned passwords are secrets like the profile's
+            redactor.add("user.password", user["password"])
+            redactor.add("user.tp_password", user["tp_password"])
         from conformance.drivers.http import HttpDriver
         from conformance.events import Garbage
 

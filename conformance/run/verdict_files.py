@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+PYTEST_NO_TESTS = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
+RESULTS_SUBDIR = "ims-conformance"  # inside an Allure results directory: the verdicts of that run
 
 
 def clear(workdir: Path) -> None:
@@ -23,8 +25,18 @@ def read(workdir: Path) -> list[dict]:
     return out
 
 
+def read_with_pics(folder: Path) -> tuple[list[dict], dict]:
+    """The results and the profile's PICS answers of the verdict files in `folder`."""
+    results, pics = [], {}
+    for f in sorted(folder.glob("verdicts-*.json")):
+        doc = json.loads(f.read_text())
+        results += doc["results"]
+        pics = pics or doc.get("pics", {})
+    return results, pics
+
+
 def exit_code(pytest_rc: int, results: list[dict]) -> int:
-    if pytest_rc in (2, 3, 4):  # interrupted (collection errors), internal error, usage error
+    if pytest_rc in (2, 3, 4, PYTEST_NO_TESTS):  # interrupted, internal error, usage error, nothing selected
         return EXIT_ERROR
     verdicts = {r["verdict"] for r in results if not r.get("expected_deviation")}
     if "error" in verdicts:

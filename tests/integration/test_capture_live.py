@@ -196,7 +196,8 @@ def test_live_capture_sees_every_leg_decrypted_in_order(mini, tmp_path):
     assert all(f.event.masked == (f.src_node == "ue") for f in frames)
     findings = evaluate_capture(BLOCK, result, MatchContext())
     assert [f.verdict for f in findings] == [Verdict.PASS] * len(findings), "\n".join(f.describe() for f in findings)
-    assert result.pcapng_path.exists() and result.pcapng_path.stat().st_size > 1000
+    assert result.plaintext_path.exists() and result.plaintext_path.stat().st_size > 1000
+    assert result.pcapng_path is None  # the raw capture with TLS secrets only when the profile opts in
     svg = render_ladder(tl, findings, BLOCK, PIXIT)
     assert "[17] REGISTER" in svg and "[21] 200 OK" in svg
     assert "missing:" not in svg and 'stroke-dasharray="6,4"' not in svg
