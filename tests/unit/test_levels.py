@@ -62,20 +62,24 @@ def test_exit_code_is_zero_for_warnings():
 
 class _Case:
     def __init__(self, id, refs, expect=()):
-        self.id, self.sut, self.kind, self.refs = id, "wsf", "negative", refs
+        self.id, self.sut, self.kind, self.refs, self.title = id, "wsf", "negative", refs, id
         self.steps = [{"expect": list(expect)}]
         self.capture = None
 
 
 def test_statement_warns_only_the_requirements_whose_should_was_violated():
     cases = [_Case("TP_A", ["RFC 8898 2.2"], [{"ref": "RFC 6750 3.1"}]), _Case("TP_B", ["RFC 8898 2.2"])]
-    results = [{"id": "TP_A", "verdict": "pass with warnings", "warned_refs": ["RFC 6750 3.1"]},
-               {"id": "TP_B", "verdict": "pass"}]
+    warned = {"refs": ["RFC 6750 3.1"], "level": "SHOULD", "verdict": "pass with warnings", "step": "s",
+              "description": "WARN header WWW-Authenticate param error"}
+    results = [{"id": "TP_A", "verdict": "pass with warnings", "checks": [warned]},
+               {"id": "TP_B", "verdict": "pass", "checks": []}]
     doc = ics.build(cases, results, {})
     rows = {r["requirement"]: r["verdict"] for r in doc["requirements"]}
-    assert rows == {"RFC 6750 3.1": "warn", "RFC 8898 2.2": "pass"}
+    assert rows == {"RFC 6750 3.1": "pass with warnings", "RFC 8898 2.2": "pass"}
     assert "class='warn'" in ics.to_html(doc)
     results[1]["verdict"] = "fail"
+    results[1]["checks"] = [{"refs": ["RFC 8898 2.2"], "level": "MUST", "verdict": "fail", "step": "s",
+                             "description": "FAIL status"}]
     rows = {r["requirement"]: r["verdict"] for r in ics.build(cases, results, {})["requirements"]}
     assert rows["RFC 8898 2.2"] == "fail"
 
