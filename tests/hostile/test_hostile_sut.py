@@ -159,7 +159,7 @@ def test_hostile_sut(protocol, mode, pki, catalog, tmp_path):
         profile = load_profile(_profile(tmp_path, ca, host, port, "tcp" if protocol == "tcp" else "udp"))
         for case_id in CASES[protocol]:
             tc = catalog[case_id]
-            if tc.pics is not None and not tc.pics.evaluate(profile.pics):
+            if not tc.applicable(profile.pics, profile.pixit):
                 continue
             reporter = NullReporter()
             engine = Engine(profile, reporter=reporter, workdir=tmp_path / "work")
