@@ -20,6 +20,8 @@ from pathlib import Path
 
 from conformance.verdicts import Finding
 
+POLL_S = 0.005  # how often the settle looks for new packets (the sniffer thread only appends)
+
 
 def _resolve(profile, p: str) -> Path:
     path = Path(p)
@@ -30,12 +32,22 @@ def _stream(pkt) -> frozenset:
     return frozenset(((pkt.src, pkt.sport), (pkt.dst, pkt.dport)))
 
 
+def own_endpoints(started: dict) -> frozenset[str]:
+    """The local ends of the connections the harness opened since the test case started."""
+    from conformance.drivers.tls import opened_since
+
+    return frozenset(opened_since(started.get("opened_from", 0)))
+
+
 def _safe(case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", case_id)
 
 
 class CaptureFactory:
-    def __init__(self, profile, workdir: Path, sniffer_factory=None):
+    def __init__(self, profile, workdir: Path, sniffer_factory=None, *, clock=time.time, wait=time.sleep):
+        # clock: wall time, the time base of packet timestamps; both injected so the settle logic
+        # is tested without sleeping
+        self.clock, self.wait = clock, wait
         self.profile = profile
         self.workdir = Path(workdir)
         self.sniffer_factory = sniffer_factory
@@ -62,7 +74,8 @@ class CaptureFactory:
             workdir = self.workdir / "captures"
             workdir.mkdir(parents=True, exist_ok=True)
             self.session = CaptureSession(self.profile.pixit, self._keylogs(harness_keylog), self.interfaces,
-                                          0, sniffer_factory=self.sniffer_factory, workdir=workdir)
+                                          0, sniffer_factory=self.sniffer_factory, workdir=workdir,
+                                          barrier=True)
             self.session.start()
             self._scanned = 0  # records of the session already scanned into packets
             self._packets: list = []
@@ -70,25 +83,33 @@ class CaptureFactory:
 
     def start(self, tc, harness_keylog: Path):
         self.ensure_started(harness_keylog)
-        return {"t0": time.time(), "keylogs": self._keylogs(harness_keylog)}
+        from conformance.drivers.tls import opened_count
+
+        return {"t0": self.clock(), "keylogs": self._keylogs(harness_keylog), "opened_from": opened_count()}
 
     def close(self) -> None:
         if self.session is not None:
             self.session.stop()
             self.session = None
 
-    def _settle(self, settle_ms: int) -> None:
-        """Wait for the last answers to reach the sniffer: until 100 ms pass with no new packet,
-        at most settle_ms (a fixed sleep would cost every test case the whole settle time)."""
-        deadline = time.monotonic() + settle_ms / 1000.0
-        seen, quiet_since = len(self.session.records), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(0.025)
+    def _settle_quiet(self, settle_ms: int) -> None:
+        """Without a barrier (capture not on lo): until 100 ms pass with no new packet, at most
+        settle_ms (a fixed sleep would cost every test case the whole settle time)."""
+        deadline = self.clock() + settle_ms / 1000.0
+        seen, quiet_since = len(self.session.records), self.clock()
+        while self.clock() < deadline:
+            self.wait(0.025)
             now_seen = len(self.session.records)
             if now_seen != seen:
-                seen, quiet_since = now_seen, time.monotonic()
-            elif time.monotonic() - quiet_since >= 0.1:
+                seen, quiet_since = now_seen, self.clock()
+            elif self.clock() - quiet_since >= 0.1:
                 return
+
+    def _wait_for_packets(self, until: float) -> None:
+        """Until a new packet is captured or `until` (polling: the sniffer thread only appends)."""
+        seen = len(self.session.records)
+        while self.clock() < until and len(self.session.records) == seen:
+            self.wait(min(POLL_S, max(0.0, until - self.clock())))
 
     def _scan_new(self) -> None:
         """Scan each captured record once; index TCP packets by stream."""
@@ -102,16 +123,61 @@ class CaptureFactory:
             if pkt.proto == 6:
                 self._streams.setdefault(_stream(pkt), []).append(pkt)
 
-    def window(self, tc, started: dict):
-        """The CaptureResult of one test case: [t0, now after settling] of the session capture."""
-        from conformance.capture import CaptureResult, analyze_records
+    def window(self, tc, started: dict, block=None, markers: set[str] | None = None):
+        """The CaptureResult of one test case: [t0, end of the settle] of the session capture.
+
+        Adaptive settle (capture.settle): with a barrier, the window ends as soon as the capture
+        has caught up and the block waits for nothing more; `settle_ms` is only the upper bound.
+        """
+        from conformance.capture import CaptureResult
         from conformance.capture.timeline import Timeline
 
-        self._settle(int((tc.capture or {}).get("settle_ms", self.settle_ms)))
-        t0, t1 = started["t0"], time.time()
+        settle_ms = int((tc.capture or {}).get("settle_ms", self.settle_ms))
         session = self.session
-        if session.error and not session.records:
-            return CaptureResult(Timeline(t_start=t0, t_end=t1, problems=[session.error]), None, session.error)
+        t0 = started["t0"]
+        t_last = self.clock()  # the last step is done
+        deadline = t_last + settle_ms / 1000.0
+        if not session.flush(settle_ms / 1000.0):
+            self._settle_quiet(max(0, int((deadline - self.clock()) * 1000)))
+            return self._analyze(tc, started, t0, self.clock())
+        while True:
+            t1 = self.clock()  # the barrier just proved every packet before t1 captured
+            if session.error and not session.records:
+                return CaptureResult(Timeline(t_start=t0, t_end=t1, problems=[session.error]), None, session.error)
+            result = self._analyze(tc, started, t0, t1)
+            state = self._settle_state(block, result, t0, t1, markers, own_endpoints(started))
+            if state.done or t1 >= deadline:
+                result.stats["settle"] = {"ms": round((t1 - t_last) * 1000, 1),
+                                          "waiting_for": "" if state.done else state.waiting_for}
+                return result
+            self._wait_for_packets(min(deadline, state.wake_at or deadline))
+            session.flush(max(0.0, deadline - self.clock()))
+
+    def _settle_state(self, block, result, t0: float, t1: float, markers, own=frozenset()):
+        from conformance.capture.assertions import BlockError, match_block
+        from conformance.capture.settle import SettleState, settle_state
+        from conformance.capture.timeline import Timeline
+
+        if not block:
+            return SettleState(True)
+        timeline = result.timeline
+        if self.correlate:  # under -n other cases' messages must not end this case's window
+            from conformance.capture.correlate import for_case
+
+            timeline = Timeline(items=for_case(timeline.items, markers or set(), own),
+                                coverage=timeline.coverage, packets=timeline.packets,
+                                t_start=timeline.t_start, t_end=timeline.t_end,
+                                observable_nodes=timeline.observable_nodes)
+        try:
+            bm = match_block(block, timeline, self.profile.pixit, unusable=result.error)
+        except BlockError:
+            return SettleState(True)  # the test case is wrong: evaluate_capture says so, no waiting
+        return settle_state(bm, t0, t1)
+
+    def _analyze(self, tc, started: dict, t0: float, t1: float):
+        from conformance.capture import analyze_records
+
+        session = self.session
         self._scan_new()
         in_window = []
         for pkt in reversed(self._packets):  # the window is at the end of the session
@@ -138,14 +204,14 @@ class CaptureFactory:
         from conformance.capture import evaluate_capture
         from conformance.report.ladder import render_ladder
 
-        result = self.window(tc, started)
         block = render(tc.capture)
+        result = self.window(tc, started, block, markers)
         findings = evaluate_capture(block, result, mctx, self.profile.pixit)
         if self.correlate:  # parallel run: judge only this test case's messages
             from conformance.capture.correlate import for_case, unattributed
 
             whole = findings
-            result.timeline.items = for_case(result.timeline.items, markers or set())
+            result.timeline.items = for_case(result.timeline.items, markers or set(), own_endpoints(started))
             findings = unattributed(evaluate_capture(block, result, mctx, self.profile.pixit), whole)
         if result.pcapng_path:
             reporter.attach_file(f"{tc.id}.pcapng (TLS secrets embedded)", result.pcapng_path,
