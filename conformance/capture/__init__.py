@@ -61,18 +61,35 @@ def analyze_records(records: Iterable[tuple[float, int, bytes, int]], pixit: dic
 
 
 def analyze_file(path: str | Path, pixit: dict, keylogs: Iterable[str | Path] = (), *,
-                 pcapng_out: str | Path | None = None) -> CaptureResult:
+                 pcapng_out: str | Path | None = None, prefilter: bool = True) -> CaptureResult:
     """Dissect a capture file (pcap or pcapng) against the profile's nodes (`pixit`).
 
     TLS secrets come from the NSS key logs given and from Decryption Secrets Blocks in the file.
+    With `prefilter`, libpcap reads the file and drops the packets of no leg of the profile with
+    the profile's BPF filter before Python sees them (capture.libpcap); without libpcap, or for a
+    file it cannot read, the Python reader does the same filtering, slower.
     """
+    from conformance.capture.libpcap import LibpcapUnavailable, read_filtered
     from conformance.capture.packets import iter_records
     from conformance.capture.pcapng import embedded_keylogs
 
-    data = Path(path).read_bytes()
-    result = analyze_records(iter_records(data), pixit, keylogs, keylog_text=embedded_keylogs(data),
+    path = Path(path)
+    with path.open("rb") as fh:
+        pcapng = fh.read(4) == b"\x0a\x0d\x0d\x0a"
+    records, how = None, "python"
+    if prefilter:
+        try:
+            records, how = read_filtered(path, pixit), "libpcap BPF"
+        except LibpcapUnavailable as exc:
+            how = f"python ({exc})"
+    data = path.read_bytes() if records is None or pcapng else b""
+    if records is None:
+        records = iter_records(data)
+    result = analyze_records(records, pixit, keylogs, keylog_text=embedded_keylogs(data) if pcapng else "",
                              pcapng_out=pcapng_out)
     result.stats["source"] = str(path)
+    # with the libpcap prefilter, "packets" counts only those that passed the profile's filter
+    result.stats["reader"] = how
     return result
 
 

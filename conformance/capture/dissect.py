@@ -61,6 +61,7 @@ class Dissector:
         self.timeline = Timeline()
         self.tcp = TcpReassembler(self._open, self.nodes.is_server)
         self.tls: list[TlsConnection] = []
+        self._names: dict[tuple, tuple[str | None, str | None]] = {}  # per (src, dst): every packet asks
         if keylog.problems:
             self.timeline.problems += keylog.problems
         for name in self.nodes.unaddressed:
@@ -71,10 +72,15 @@ class Dissector:
 
     # -- attribution ----------------------------------------------------------------------
     def names(self, src: tuple[str, int], dst: tuple[str, int]) -> tuple[str | None, str | None]:
+        key = (src, dst)
+        known = self._names.get(key)
+        if known is not None:
+            return known
         dn = self.nodes.name(*dst)
         sn = self.nodes.name(*src, peer=dn)
         if dn is None or (dn == sn):
             dn = self.nodes.name(*dst, peer=sn)
+        self._names[key] = (sn, dn)
         return sn, dn
 
     def coverage(self, sn: str | None, dn: str | None, src: str, dst: str) -> LegCoverage:
