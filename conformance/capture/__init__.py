@@ -9,8 +9,10 @@ tls -> dissect -> timeline) and `evaluate_capture(block, result, ctx)` turns the
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +28,31 @@ class CaptureResult:
     nodes: list[str] = field(default_factory=list)  # node names of the profile ("ue" = the harness)
 
 
+@contextmanager
+def _no_cycle_collection():
+    """Dissection allocates many short-lived, acyclic objects: the cyclic collector would run
+    hundreds of times for nothing (about 30 % of the analysis time, measured). Reference counting
+    still frees them; the collector's state is restored afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def analyze_records(records: Iterable[tuple[float, int, bytes, int]], pixit: dict,
                     keylogs: Iterable[str | Path] = (), *, keylog_text: str = "",
                     pcapng_out: str | Path | None = None, t_window: tuple[float, float] | None = None,
                     interfaces: list[str] | None = None) -> CaptureResult:
     """The whole offline pipeline on (ts, linktype, frame, iface) records."""
+    with _no_cycle_collection():
+        return _analyze_records(records, pixit, keylogs, keylog_text=keylog_text, pcapng_out=pcapng_out,
+                                t_window=t_window, interfaces=interfaces)
+
+
+def _analyze_records(records, pixit, keylogs, *, keylog_text, pcapng_out, t_window, interfaces) -> CaptureResult:
     from conformance.capture.dissect import Dissector
     from conformance.capture.packets import Scanner
     from conformance.capture.pcapng import write_pcapng
