@@ -53,7 +53,14 @@ def _profile(config):
         path = config.getoption("--profile")
         if not path:
             raise pytest.UsageError("YAML test cases need --profile PROFILE.yaml (e.g. profiles/reference.yaml)")
-        config.stash[_PROFILE_KEY] = load_profile(path)
+        profile = load_profile(path)
+        from conformance.run import worker_network
+
+        index = worker_network.worker_index(config)
+        if index is not None and worker_network.applies(profile) and not config.getoption("--ims-analyze"):
+            profile = worker_network.for_worker(profile, index)  # this worker's own reference network
+            config._ims_own_network = True
+        config.stash[_PROFILE_KEY] = profile
     return config.stash[_PROFILE_KEY]
 
 
@@ -182,7 +189,8 @@ def _capture_factory(config, profile):
         factory = CaptureFactory.for_config(config, profile)
         # Parallel workers share the network's legs: a time window would mix the messages of
         # test cases running at once, so each keeps only its own (conformance.capture.correlate).
-        factory.correlate = hasattr(config, "workerinput")
+        # (not needed when the worker has a reference network of its own: conformance.run.worker_network)
+        factory.correlate = hasattr(config, "workerinput") and not getattr(config, "_ims_own_network", False)
         config.stash[_CAPTURE_KEY] = factory
     return config.stash[_CAPTURE_KEY]
 
@@ -232,8 +240,13 @@ def pytest_sessionstart(session):
     from conformance.run import reference
 
     profile = _profile(config)
-    if not hasattr(config, "workerinput"):  # xdist workers use the network their controller started
+    from conformance.run import worker_network
+
+    if getattr(config, "_ims_own_network", False):  # an xdist worker with a network of its own
         config._ims_refnet = reference.ensure_up(profile)
+    elif not hasattr(config, "workerinput"):
+        if not (worker_network.runs_in_parallel(config) and worker_network.applies(profile)):
+            config._ims_refnet = reference.ensure_up(profile)  # else each worker starts its own
     factory = _capture_factory(config, profile)
     if factory is not None:  # sniff from the start: later cases may reuse connections opened now
         factory.ensure_started(Path(config.getoption("--ims-workdir")) / "harness.keylog")
