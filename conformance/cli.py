@@ -109,6 +109,9 @@ def cmd_run(args) -> int:
             "--ims-workdir", str(workdir), "-p", "no:cacheprovider", "-q", "-rfEsx",
             # the CLI imported conformance before pytest loads it as a plugin: nothing to rewrite
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    # YAML test cases have no assert statements to rewrite, and the project's own dev plugins
+    # (hypothesis) have nothing to do in a catalog run: both only cost start-up time per worker
+    argv += ["--assert=plain", "-p", "no:hypothesispytest"]
     if args.k:
         argv += ["-k", args.k]
     for node in args.sut or []:
