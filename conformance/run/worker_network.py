@@ -45,9 +45,11 @@ def _node_addresses(profile) -> list[str]:
 
 
 def applies(profile) -> bool:
-    """A launched reference network on loopback IPv4 addresses can be given to each worker."""
+    """A launched reference network on loopback IPv4 addresses can be given to each worker,
+    unless one already runs at the profile's addresses (`ims-conformance reference up`, perhaps
+    with faults switched on by hand): then the workers share that one, as the profile says."""
     ref = profile.reference_network or {}
-    if not ref.get("launch"):
+    if not ref.get("launch") or _already_up(profile):
         return False
     addrs = _node_addresses(profile)
     try:
@@ -56,6 +58,13 @@ def applies(profile) -> bool:
                                    for a in addrs)
     except ValueError:
         return False
+
+
+def _already_up(profile) -> bool:
+    from conformance.run.reference import _listening
+
+    node = (profile.pixit.get("nodes") or {}).get("as") or {}
+    return bool(node.get("address") and node.get("port")) and _listening(node["address"], int(node["port"]))
 
 
 def _moved(addr: str, index: int) -> str:
