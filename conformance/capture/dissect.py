@@ -62,6 +62,7 @@ class Dissector:
         self.tcp = TcpReassembler(self._open, self.nodes.is_server)
         self.tls: list[TlsConnection] = []
         self._names: dict[tuple, tuple[str | None, str | None]] = {}  # per (src, dst): every packet asks
+        self._covs: dict[tuple, LegCoverage] = {}  # per (src, dst): the leg's coverage
         if keylog.problems:
             self.timeline.problems += keylog.problems
         for name in self.nodes.unaddressed:
@@ -108,7 +109,9 @@ class Dissector:
         src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         sn, dn = self.names(src, dst)
         tl.packets.append((pkt.ts, sn, dn, len(pkt.payload)))
-        cov = self.coverage(sn, dn, f"{pkt.src}:{pkt.sport}", f"{pkt.dst}:{pkt.dport}")
+        cov = self._covs.get((src, dst))
+        if cov is None:
+            cov = self._covs[(src, dst)] = self.coverage(sn, dn, f"{pkt.src}:{pkt.sport}", f"{pkt.dst}:{pkt.dport}")
         cov.packets += 1
         cov.bytes += len(pkt.payload)
         if pkt.proto == TCP:
