@@ -137,6 +137,8 @@ class CaptureFactory:
         t0 = started["t0"]
         t_last = self.clock()  # the last step is done
         deadline = t_last + settle_ms / 1000.0
+        if session.error and not session.records:  # the capture never ran: nothing to wait for
+            return CaptureResult(Timeline(t_start=t0, t_end=t_last, problems=[session.error]), None, session.error)
         if not session.flush(settle_ms / 1000.0):
             self._settle_quiet(max(0, int((deadline - self.clock()) * 1000)))
             return self._analyze(tc, started, t0, self.clock())

@@ -164,3 +164,12 @@ def test_settle_state_optional_and_unwindowed_entries_do_not_hold_the_window():
     state = settle_state(bm, 100.0, 100.2)
     assert not state.done and abs(state.wake_at - 100.5) < 1e-9  # only the 500 ms absence window
     assert settle_state(match_block(block, Timeline(t_start=100.0, t_end=100.5), PIXIT), 100.0, 100.5).done
+
+
+def test_capture_that_never_ran_returns_at_once_with_its_reason(tmp_path):
+    f, clock = _factory(tmp_path, [], 1000.0, barrier=False)
+    f.session.error = "no privilege to capture on lo"
+    tc = SimpleNamespace(id="TP_SETTLE", capture={"expect": EXPECT})
+    result = f.window(tc, {"t0": 999.0, "keylogs": [], "opened_from": 0}, {"expect": EXPECT}, set())
+    assert clock.waited == 0.0 and result.error == "no privilege to capture on lo"
+    assert all(x.verdict == Verdict.INCONCLUSIVE for x in evaluate_capture({"expect": EXPECT}, result, CTX, PIXIT))
