@@ -4,8 +4,8 @@ One sniffer runs for the whole session (started with the first test case that ha
 block); each test case is a time window of it. A window alone is not enough: nodes keep TLS
 connections open across test cases (the WSF's keep-alive connection to the AS), so the handshake
 that decrypts a case's step 15 may have been captured during an earlier case. Each case is
-therefore dissected with every packet of the TCP streams active in its window, and only the
-messages inside the window are asserted.
+dissected by one streaming analysis of the session (capture.stream: every packet once, the
+state of long-lived connections kept), and only the messages inside the window are asserted.
 
 Outputs per case (pcapng with the TLS secrets inside, SVG sequence diagram) are attached to the
 report. Without the privilege to capture, the capture assertions are inconclusive; the steps
@@ -26,10 +26,6 @@ POLL_S = 0.005  # how often the settle looks for new packets (the sniffer thread
 def _resolve(profile, p: str) -> Path:
     path = Path(p)
     return path if path.is_absolute() else Path(profile.base_dir) / path
-
-
-def _stream(pkt) -> frozenset:
-    return frozenset(((pkt.src, pkt.sport), (pkt.dst, pkt.dport)))
 
 
 def own_endpoints(started: dict) -> frozenset[str]:
@@ -69,6 +65,7 @@ class CaptureFactory:
         """Start the session's sniffer (idempotent). The plugin calls it at session start, before
         any test case, so connections a SUT keeps open from the first case on are decryptable."""
         from conformance.capture import CaptureSession
+        from conformance.capture.stream import SessionAnalysis
 
         if self.session is None:
             workdir = self.workdir / "captures"
@@ -77,9 +74,8 @@ class CaptureFactory:
                                           0, sniffer_factory=self.sniffer_factory, workdir=workdir,
                                           barrier=True)
             self.session.start()
-            self._scanned = 0  # records of the session already scanned into packets
-            self._packets: list = []
-            self._streams: dict = {}  # TCP stream -> its packets, in capture order
+            self._scanned = 0  # records of the session already fed to the streaming analysis
+            self._analysis = SessionAnalysis(self.profile.pixit, self._keylogs(harness_keylog))
 
     def start(self, tc, harness_keylog: Path):
         self.ensure_started(harness_keylog)
@@ -110,18 +106,6 @@ class CaptureFactory:
         seen = len(self.session.records)
         while self.clock() < until and len(self.session.records) == seen:
             self.wait(min(POLL_S, max(0.0, until - self.clock())))
-
-    def _scan_new(self) -> None:
-        """Scan each captured record once; index TCP packets by stream."""
-        from conformance.capture.packets import Scanner
-
-        records = self.session.records
-        new = records[self._scanned:len(records)]
-        self._scanned += len(new)
-        for pkt in Scanner(None).scan(sorted(new, key=lambda r: r[0])):
-            self._packets.append(pkt)
-            if pkt.proto == 6:
-                self._streams.setdefault(_stream(pkt), []).append(pkt)
 
     def window(self, tc, started: dict, block=None, markers: set[str] | None = None):
         """The CaptureResult of one test case: [t0, end of the settle] of the session capture.
@@ -177,25 +161,15 @@ class CaptureFactory:
         return settle_state(bm, t0, t1)
 
     def _analyze(self, tc, started: dict, t0: float, t1: float):
-        from conformance.capture import analyze_records
-
+        """The window [t0, t1] of the session's streaming analysis (capture.stream): only the
+        packets captured since the last window are dissected now."""
         session = self.session
-        self._scan_new()
-        in_window = []
-        for pkt in reversed(self._packets):  # the window is at the end of the session
-            if pkt.ts < t0 - 1.0:  # records of several interfaces may interleave a little
-                break
-            if t0 <= pkt.ts <= t1:
-                in_window.append(pkt)
-        streams = {_stream(p) for p in in_window if p.proto == 6}
-        # every packet of the TCP streams seen in the window: their handshakes may be older
-        kept = {id(p): p for key in streams for p in self._streams.get(key, ()) if p.ts <= t1}
-        kept.update((id(p), p) for p in in_window)
-        records = sorted(((p.ts, p.linktype, p.frame, p.iface) for p in kept.values()), key=lambda r: r[0])
+        records = session.records
+        new = records[self._scanned:len(records)]
+        self._scanned += len(new)
+        self._analysis.feed(new)
         out = self.workdir / "captures" / f"{_safe(tc.id)}.pcapng"
-        result = analyze_records(records, self.profile.pixit, started["keylogs"], pcapng_out=out,
-                                 t_window=(t0, t1), interfaces=self.interfaces)
-        result.timeline.items = [i for i in result.timeline.items if t0 <= i.t <= t1]
+        result = self._analysis.window(t0, t1, pcapng_out=out, interfaces=self.interfaces)
         result.timeline.observable_nodes = session.observable_nodes()
         result.error = session.error
         if session.error:

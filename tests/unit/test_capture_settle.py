@@ -65,7 +65,10 @@ def _factory(tmp_path, records, t_now, barrier=True):
     session = FakeSession(records, barrier)
     clock = FakeClock(t_now, session)
     f = CaptureFactory(profile, tmp_path, clock=clock, wait=clock.wait)
-    f.session, f._scanned, f._packets, f._streams = session, 0, [], {}
+    from conformance.capture.stream import SessionAnalysis
+
+    f.session, f._scanned = session, 0
+    f._analysis = SessionAnalysis(PIXIT, [tmp_path / "k.log"])
     (tmp_path / "captures").mkdir(exist_ok=True)
     return f, clock
 
