@@ -42,6 +42,18 @@ def machine() -> str:
     return f"{m['platform']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}"
 
 
+def foreign_network() -> bool:
+    """Someone else's reference network at the profile's fixed addresses: the run would use it
+    (launch: true starts one only when none listens), with another CA: not comparable."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.12", 9443), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def run_once(extra: list[str]) -> tuple[float, float, dict[str, str], int]:
     """(wall s, CPU s of the run and its children, verdict per test case, exit status)."""
     work = Path(tempfile.mkdtemp(prefix="bench-catalog-"))
@@ -83,6 +95,9 @@ def main() -> int:
     for r in range(a.runs):
         order = list(modes) if r % 2 == 0 else list(reversed(modes))
         for mode in order:
+            if foreign_network():
+                print("  WARNING: a reference network already listens at the profile's addresses (another "
+                      "user's?): this run uses it, its verdicts and times are not comparable", flush=True)
             wall, cpu, verdicts, rc = run_once(modes[mode])
             walls[mode].append(wall)
             cpus[mode].append(cpu)
