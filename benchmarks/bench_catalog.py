@@ -1,13 +1,20 @@
-"""The whole catalog against the reference network with capture on (issue 5): wall time of
+"""The whole catalog against the reference network with capture on (issues 5 and 15): wall time of
 `ims-conformance run --profile profiles/reference.yaml`, serially and with `-n 2`.
 
-    .venv/bin/python benchmarks/bench_catalog.py [--runs 3]
+    .venv/bin/python benchmarks/bench_catalog.py [--runs 3] [--workers 2]
 
 Each run launches the reference network itself (the profile says `launch: true`), as
-`make demo` does, so the time includes starting and stopping it. Prints the machine, the median
-wall time of each mode, the speed-up, and the verdict counts of every run (a run whose verdicts
-are not all pass / not applicable is reported as such: with -n 2 several test cases share the
-capture windows of the same network, see docs/capture.md).
+`make demo` does, so the time includes starting and stopping it (with `-n`, one network per
+worker: conformance/run/worker_network.py). Runs alternate serial / parallel round by round, so
+other load on the machine hits both alike. Printed per run: wall time, CPU time of the run and
+everything it started (harness, workers, reference networks), verdict counts; then the medians,
+the speed-up (goal: >= 1.7x with -n 2, issue 15), the serial time per test case and that time
+scaled to a 200-case catalog (goal: <= 30 s), and whether every test case got the same verdict
+in every run (the speed-up counts only if it did).
+
+The environment's PYTHONDONTWRITEBYTECODE is passed on: with it set, every process (each
+worker, each node of each network) compiles its imports from source, which a normal install
+does not; the benchmark says which it was.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,6 +33,8 @@ from pathlib import Path
 from machine import describe  # noqa: E402 - benchmarks/machine.py, run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
+SPEEDUP_GOAL = 1.7
+GOAL_200_S = 30.0
 
 
 def machine() -> str:
@@ -32,36 +42,83 @@ def machine() -> str:
     return f"{m['platform']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}"
 
 
-def run_once(extra: list[str]) -> tuple[float, dict, int]:
+def foreign_network() -> bool:
+    """Someone else's reference network at the profile's fixed addresses: the run would use it
+    (launch: true starts one only when none listens), with another CA: not comparable."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.12", 9443), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def run_once(extra: list[str]) -> tuple[float, float, dict[str, str], int]:
+    """(wall s, CPU s of the run and its children, verdict per test case, exit status)."""
     work = Path(tempfile.mkdtemp(prefix="bench-catalog-"))
     cmd = [sys.executable, "-m", "conformance.cli", "run", "--profile", "profiles/reference.yaml",
            "--alluredir", str(work / "results"), "--workdir", str(work / "w"), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - t0
-    counts: dict[str, int] = {}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    verdicts: dict[str, str] = {}
     for f in (work / "w").glob("verdicts-*.json"):
         for r in json.loads(f.read_text())["results"]:
-            counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
-    return wall, counts, proc.returncode
+            verdicts[r["id"]] = r["verdict"]
+    return wall, cpu, verdicts, proc.returncode
+
+
+def counts(verdicts: dict[str, str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in verdicts.values():
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--workers", type=int, default=2)
     a = p.parse_args()
-    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
-    results = {}
-    for label, extra in (("serial", []), ("-n 2", ["-n", "2"])):
-        walls = []
-        for _ in range(a.runs):
-            wall, counts, rc = run_once(extra)
-            walls.append(wall)
-            print(f"  {label:7} {wall:6.1f} s  exit {rc}  verdicts {counts}")
-        results[label] = statistics.median(walls)
-    print(f"median serial {results['serial']:.1f} s (goal <= 60 s); -n 2 {results['-n 2']:.1f} s; "
-          f"speed-up {results['serial'] / results['-n 2']:.2f}x")
-    return 0
+    parallel = f"-n {a.workers}"
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}; "
+          f"PYTHONDONTWRITEBYTECODE={'set' if os.environ.get('PYTHONDONTWRITEBYTECODE') else 'unset'}")
+    modes = {"serial": [], parallel: ["-n", str(a.workers)]}
+    walls: dict[str, list[float]] = {m: [] for m in modes}
+    cpus: dict[str, list[float]] = {m: [] for m in modes}
+    reference: dict[str, str] | None = None
+    identical = True
+    for r in range(a.runs):
+        order = list(modes) if r % 2 == 0 else list(reversed(modes))
+        for mode in order:
+            if foreign_network():
+                print("  WARNING: a reference network already listens at the profile's addresses (another "
+                      "user's?): this run uses it, its verdicts and times are not comparable", flush=True)
+            wall, cpu, verdicts, rc = run_once(modes[mode])
+            walls[mode].append(wall)
+            cpus[mode].append(cpu)
+            if reference is None:
+                reference = verdicts
+            diff = sorted(k for k in reference.keys() | verdicts.keys() if reference.get(k) != verdicts.get(k))
+            identical = identical and not diff
+            print(f"  {mode:7} {wall:6.1f} s wall {cpu:6.1f} s CPU  exit {rc}  verdicts {counts(verdicts)}"
+                  + (f"  DIFFERENT from the first run: {', '.join(f'{k} {verdicts.get(k)}' for k in diff)}"
+                     if diff else ""), flush=True)
+    serial, par = statistics.median(walls["serial"]), statistics.median(walls[parallel])
+    n_cases = len(reference or {})
+    per_case = serial / max(1, n_cases)
+    speedup = serial / par
+    print(f"median serial {serial:.1f} s ({statistics.median(cpus['serial']):.1f} s CPU), {parallel} {par:.1f} s "
+          f"({statistics.median(cpus[parallel]):.1f} s CPU); speed-up {speedup:.2f}x (goal >= {SPEEDUP_GOAL}x); "
+          f"verdicts identical in every run: {'yes' if identical else 'NO'}")
+    print(f"serial: {n_cases} test cases, {per_case * 1000:.0f} ms each including start-up; "
+          f"scaled to 200 test cases {per_case * 200:.1f} s (goal <= {GOAL_200_S:.0f} s); "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
+    return 0 if identical else 1
 
 
 if __name__ == "__main__":

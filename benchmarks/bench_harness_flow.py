@@ -1,7 +1,9 @@
 """Harness overhead on the whole 1-22 flow (issue 2): testcases/flow/TP_FLOW_REG_001.yaml run by
 the harness against the reference network, compared in the same run with a minimal hand-written
 script doing the same exchanges (benchmarks/handwritten_flow.py: requests + websocket-client,
-status codes only). Goal: median(harness, capture off) / median(hand-written) <= 1.25.
+status codes only). Goals: median(harness, capture off) / median(hand-written) <= 1.25 (issue 2);
+median(harness, capture on) / median(hand-written) <= 1.3 (issue 15: live capture, decryption,
+the capture assertions, pcapng and diagram cost little more than the exchanges themselves).
 
 One run, on both sides: provisioning of a fresh user (POST /admin/users on the AS; the harness
 does it for every test case, so the script does too), then steps 1-22 as a new browser. The
@@ -12,10 +14,12 @@ loading). The ratio without provisioning is printed too.
 One reference network (free ports, temporary state), two phases, each: warm-up runs, then N
 rounds of one hand-written and one harness run, the order alternating, so drift and noise from
 other processes hit both alike.
-- Phase B (information, needs root), first, on the fresh network: capture on, one session-wide
-  capture as the pytest plugin runs it (sniffer on lo, per-case window, TLS decryption, capture
-  assertions, pcapng and SVG ladder, and the case's settle_ms of quiet time by design). The
-  sniffer thread lives in this process, so the script's runs of this phase pay for it too.
+- Phase B (needs root), first, on the fresh network: capture on, one session-wide capture as the
+  pytest plugin runs it (sniffer on lo, per-case window, TLS decryption, capture assertions,
+  pcapng and SVG ladder, and the adaptive settle: the window ends when the capture has caught up
+  and every expected message is in, `settle_ms` only bounds it). The sniffer thread lives in
+  this process, so the script's runs of this phase pay for it too; the ratio against the
+  script of phase A (no sniffer at all) is printed as well.
 - Phase A (the goal), sniffer stopped: capture off. The script captures nothing, so this is the
   comparable configuration.
 Per run: wall time (perf_counter), this process's CPU time (the client side: the network runs in
@@ -69,6 +73,7 @@ from refnet.launcher import free_endpoints, start  # noqa: E402
 
 CASE = ROOT / "testcases" / "flow" / "TP_FLOW_REG_001.yaml"
 GOAL_RATIO = 1.25
+GOAL_CAPTURE_ON = 1.3
 EXPECTED_STEPS = 8  # 6 of the login_and_authorize fragment, ws_connect, REGISTER
 PROFILE_RUNS = 10  # extra capture-off harness runs under cProfile when the goal is missed
 TOP = 25  # functions shown per profile listing
@@ -92,6 +97,7 @@ class Sample:
     cpu_s: float  # this process (the client side; with capture on, the sniffer thread too)
     provisioning_s: float
     capture_window_s: float
+    settle_ms: float | None = None  # adaptive settle after the last step (capture on)
 
 
 @dataclass
@@ -104,7 +110,8 @@ class Config:
         TIMERS.reset()
         c0, t0 = time.process_time(), time.perf_counter()
         self.run()
-        s = Sample(time.perf_counter() - t0, time.process_time() - c0, TIMERS.provisioning_s, TIMERS.window_s)
+        s = Sample(time.perf_counter() - t0, time.process_time() - c0, TIMERS.provisioning_s, TIMERS.window_s,
+                   TIMERS.settle_ms)
         self.samples.append(s)
         return s
 
@@ -116,6 +123,7 @@ class Timers:
 
     def __init__(self):
         self.provisioning_s = self.window_s = 0.0
+        self.settle_ms: float | None = None
         self._originals = []
         self._wrap(identities.IdentityProvider, "_provision", "provisioning_s")
         self._wrap(CaptureFactory, "window", "window_s")
@@ -128,7 +136,11 @@ class Timers:
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
             try:
-                return orig(*args, **kwargs)
+                result = orig(*args, **kwargs)
+                settle = getattr(result, "stats", {}).get("settle") if hasattr(result, "stats") else None
+                if settle:
+                    timers.settle_ms = settle.get("ms")
+                return result
             finally:
                 setattr(timers, attr, getattr(timers, attr) + time.perf_counter() - t0)
 
@@ -136,6 +148,7 @@ class Timers:
 
     def reset(self) -> None:
         self.provisioning_s = self.window_s = 0.0
+        self.settle_ms = None
 
     def restore(self) -> None:
         for cls, name, orig in self._originals:
@@ -290,9 +303,8 @@ def ratios(c: Config, base: Config) -> dict:
             "client_cpu_ratio": s["client_cpu_median_ms"] / b["client_cpu_median_ms"]}
 
 
-def print_ratio(name: str, r: dict, goal: bool) -> None:
-    tail = (f"  goal <= {GOAL_RATIO}: {'met' if r['ratio_of_medians'] <= GOAL_RATIO else 'MISSED'}" if goal
-            else "  (information only: the script captures nothing)")
+def print_ratio(name: str, r: dict, goal: float) -> None:
+    tail = f"  goal <= {goal}: {'met' if r['ratio_of_medians'] <= goal else 'MISSED'}"
     lo, hi = r["ratio_of_medians_ci95"]
     print(f"  {name} / {HW}: ratio of medians {r['ratio_of_medians']:.3f} (95 % CI {lo:.2f}-{hi:.2f}){tail}\n"
           f"      without provisioning {r['ratio_of_medians_without_provisioning']:.3f}, median of per-round "
@@ -358,18 +370,28 @@ def main() -> int:
         out["ratio_capture_off"] = r_off = ratios(a_off, a_hw)
         missed = r_off["ratio_of_medians"] > GOAL_RATIO
         out["goal_met"] = not missed
+        if why_not is None:
+            out["goal_capture_on_met"] = r_on["ratio_of_medians"] <= GOAL_CAPTURE_ON
+            missed = missed or not out["goal_capture_on_met"]
 
         info["loadavg_at_end"] = os.getloadavg()[0]
         print(f"\nload average (1 min): {info['loadavg_at_start']:.2f} at start, {info['loadavg_at_end']:.2f} at end")
 
         print_table("Phase A: capture off", out["phase_a"], rounds)
-        print_ratio(H_OFF, r_off, goal=True)
+        print_ratio(H_OFF, r_off, goal=GOAL_RATIO)
         if why_not is None:
             settle = (tc.capture or {}).get("settle_ms")
             print_table(f"Phase B: capture on (session-wide sniffer; settle_ms {settle} per case included)",
                         out["phase_b"], rounds)
-            print_ratio(H_ON, r_on, goal=False)
+            print_ratio(H_ON, r_on, goal=GOAL_CAPTURE_ON)
             on = out["phase_b"][H_ON]
+            cross = on["median_ms"] / out["phase_a"][HW]["median_ms"]
+            out["ratio_capture_on_vs_script_without_sniffer"] = cross
+            print(f"      against the script of phase A (no sniffer in the process; not interleaved): {cross:.3f}")
+            settles = [x.settle_ms for x in b_on.samples if x.settle_ms is not None]
+            if settles:
+                print(f"      adaptive settle after the last step: median {statistics.median(settles):.1f} ms, "
+                      f"max {max(settles):.1f} ms (settle_ms {settle} is the upper bound)")
             print(f"      capture analysis per run (CaptureFactory.window, settle included): first third "
                   f"{on['capture_window_first_third_median_ms']:.1f} ms, last third "
                   f"{on['capture_window_last_third_median_ms']:.1f} ms; the script with the sniffer running: "

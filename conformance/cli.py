@@ -176,6 +176,9 @@ def cmd_run(args) -> int:
             "--no-header", "-o", "console_output_style=classic",
             # the CLI imported conformance before pytest loads it as a plugin: nothing to rewrite
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    # YAML test cases have no assert statements to rewrite, and the project's own dev plugins
+    # (hypothesis) have nothing to do in a catalog run: both only cost start-up time per worker
+    argv += ["--assert=plain", "-p", "no:hypothesispytest"]
     if args.k:
         argv += ["-k", args.k]
     for node in args.sut or []:

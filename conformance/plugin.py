@@ -65,7 +65,14 @@ def _profile(config):
         path = config.getoption("--profile")
         if not path:
             raise pytest.UsageError("YAML test cases need --profile PROFILE.yaml (e.g. profiles/reference.yaml)")
-        config.stash[_PROFILE_KEY] = load_profile(path)
+        profile = load_profile(path)
+        from conformance.run import worker_network
+
+        index = worker_network.worker_index(config)
+        if index is not None and worker_network.applies(profile) and not config.getoption("--ims-analyze"):
+            profile = worker_network.for_worker(profile, index)  # this worker's own reference network
+            config._ims_own_network = True
+        config.stash[_PROFILE_KEY] = profile
     return config.stash[_PROFILE_KEY]
 
 
@@ -227,7 +234,8 @@ def _capture_factory(config, profile):
         factory = CaptureFactory.for_config(config, profile)
         # Parallel workers share the network's legs: a time window would mix the messages of
         # test cases running at once, so each keeps only its own (conformance.capture.correlate).
-        factory.correlate = hasattr(config, "workerinput")
+        # (not needed when the worker has a reference network of its own: conformance.run.worker_network)
+        factory.correlate = hasattr(config, "workerinput") and not getattr(config, "_ims_own_network", False)
         config.stash[_CAPTURE_KEY] = factory
     return config.stash[_CAPTURE_KEY]
 
@@ -334,14 +342,21 @@ def pytest_sessionstart(session):
     from conformance.run import reference
 
     profile = _profile(config)
-    if not hasattr(config, "workerinput"):  # xdist workers use the network their controller started
-        try:
+    from conformance.run import worker_network
+
+    try:
+        if getattr(config, "_ims_own_network", False):  # an xdist worker with a network of its own
             config._ims_refnet = reference.ensure_up(profile)
-        except reference.NetworkMismatch as exc:
-            raise pytest.UsageError(str(exc)) from None
+        elif not hasattr(config, "workerinput"):
+            if not (worker_network.runs_in_parallel(config) and worker_network.applies(profile)):
+                config._ims_refnet = reference.ensure_up(profile)  # else each worker starts its own
+    except reference.NetworkMismatch as exc:
+        raise pytest.UsageError(str(exc)) from None
     from conformance.model.profile_files import check_files
 
-    missing = check_files(profile, network_started=True)
+    # a controller whose workers each start their own network has no state directory to check yet
+    started = hasattr(config, "workerinput") or getattr(config, "_ims_refnet", None) is not None
+    missing = check_files(profile, network_started=started)
     if missing:  # before anything is sent: every TLS connection would fail as the SUT's fault
         raise pytest.UsageError("\n".join(map(str, missing)))
     factory = _capture_factory(config, profile)

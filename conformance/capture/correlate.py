@@ -10,6 +10,9 @@ belongs to the test case when it carries one of them, or is tied to one that doe
 - a WebSocket connection carries one UE's signalling, so all of it belongs with its SIP;
 - values inside a JWT (a token response) count, decoded.
 
+The connections the test case opened itself (their local ports, recorded by the TLS driver) are
+its own whatever they carry.
+
 Shared connections (the WSF's keep-alive connection to the AS, the UDP core legs) are split
 message by message, never kept whole.
 """
@@ -76,13 +79,16 @@ def _text(ev) -> bytes:
     return b"\n".join(parts)
 
 
-def for_case(items: Iterable, markers: set[str]) -> list:
-    """The items of one test case, in timeline order."""
+def for_case(items: Iterable, markers: set[str], own: Iterable[str] = ()) -> list:
+    """The items of one test case, in timeline order. `own`: "address:port" of the local ends of
+    the connections the test case opened itself: everything on them is the test case's, whatever
+    it carries (a refused handshake without a cookie, say)."""
     items = list(items)
+    own = set(own)
     needles = [m.encode("utf-8", "replace") for m in markers]
-    if not needles:
+    if not needles and not own:
         return items
-    hit = {id(i) for i in items if any(n in _text(i.event) for n in needles)}
+    hit = {id(i) for i in items if i.src in own or i.dst in own or any(n in _text(i.event) for n in needles)}
     by_stream: dict[str, list] = {}
     for i in items:
         by_stream.setdefault(i.stream, []).append(i)

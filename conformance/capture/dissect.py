@@ -62,6 +62,8 @@ class Dissector:
         self.tcp = TcpReassembler(self._open, self.nodes.is_server)
         self.tls: list[TlsConnection] = []
         self.plaintext = None  # a conformance.capture.plaintext.PlaintextRecorder, when one is wanted
+        self._names: dict[tuple, tuple[str | None, str | None]] = {}  # per (src, dst): every packet asks
+        self._covs: dict[tuple, LegCoverage] = {}  # per (src, dst): the leg's coverage
         if keylog.problems:
             self.timeline.problems += keylog.problems
         for name in self.nodes.unaddressed:
@@ -72,10 +74,15 @@ class Dissector:
 
     # -- attribution ----------------------------------------------------------------------
     def names(self, src: tuple[str, int], dst: tuple[str, int]) -> tuple[str | None, str | None]:
+        key = (src, dst)
+        known = self._names.get(key)
+        if known is not None:
+            return known
         dn = self.nodes.name(*dst)
         sn = self.nodes.name(*src, peer=dn)
         if dn is None or (dn == sn):
             dn = self.nodes.name(*dst, peer=sn)
+        self._names[key] = (sn, dn)
         return sn, dn
 
     def coverage(self, sn: str | None, dn: str | None, src: str, dst: str) -> LegCoverage:
@@ -103,7 +110,9 @@ class Dissector:
         src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         sn, dn = self.names(src, dst)
         tl.packets.append((pkt.ts, sn, dn, len(pkt.payload)))
-        cov = self.coverage(sn, dn, f"{pkt.src}:{pkt.sport}", f"{pkt.dst}:{pkt.dport}")
+        cov = self._covs.get((src, dst))
+        if cov is None:
+            cov = self._covs[(src, dst)] = self.coverage(sn, dn, f"{pkt.src}:{pkt.sport}", f"{pkt.dst}:{pkt.dport}")
         cov.packets += 1
         cov.bytes += len(pkt.payload)
         if pkt.proto == TCP:

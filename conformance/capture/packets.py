@@ -179,11 +179,19 @@ class Scanner:
         self.flt = flt
         self.stats = ScanStats()
         self._frags: dict[tuple, dict] = {}
+        self._text: dict[bytes, str] = {}  # raw address -> text: a capture has few addresses
 
     def scan(self, records: Iterable[tuple[float, int, bytes, int]]) -> Iterator[IpPacket]:
         stats = self.stats
         addrs = self.flt.addresses if self.flt else None
         unpack_hh = struct.Struct("!HH").unpack_from
+        text = self._text
+
+        def ntoa(raw: bytes) -> str:
+            s = text.get(raw)
+            if s is None:
+                s = text[raw] = _ntoa(raw)
+            return s
         for ts, linktype, frame, iface in records:
             stats.packets += 1
             # link layer -> offset of the IP header
@@ -271,13 +279,13 @@ class Scanner:
                     stats.undecodable += 1
                     continue
                 seq, ack, offflags = struct.unpack_from("!IIH", l4, 4)
-                yield IpPacket(ts, stats.packets - 1, linktype, frame, iface, TCP, _ntoa(src), sport,
-                               _ntoa(dst), dport, l4[(offflags >> 12) * 4:], seq, ack, offflags & 0x3F)
+                yield IpPacket(ts, stats.packets - 1, linktype, frame, iface, TCP, ntoa(src), sport,
+                               ntoa(dst), dport, l4[(offflags >> 12) * 4:], seq, ack, offflags & 0x3F)
             else:
                 (ulen,) = struct.unpack_from("!H", l4, 4)
                 payload = l4[8:ulen] if 8 <= ulen <= len(l4) else l4[8:]
-                yield IpPacket(ts, stats.packets - 1, linktype, frame, iface, UDP, _ntoa(src), sport,
-                               _ntoa(dst), dport, payload)
+                yield IpPacket(ts, stats.packets - 1, linktype, frame, iface, UDP, ntoa(src), sport,
+                               ntoa(dst), dport, payload)
 
     def _defrag(self, src: bytes, dst: bytes, ident: int, proto: int, frag: int, data: bytes) -> bytes | None:
         """RFC 791 reassembly of the fragments of one datagram; returns the L4 bytes when whole."""

@@ -33,7 +33,7 @@ START_TIMEOUT_S = 3.0
 STOP_TIMEOUT_S = 3.0
 
 
-def bpf_filter(pixit: dict, iface: str) -> str:
+def bpf_filter(pixit: dict, iface: str, extra: str | None = None) -> str:
     nodes = NodeMap(pixit)
     if not nodes.endpoints:
         raise ValueError("pixit.nodes names no address and port to capture")
@@ -44,6 +44,8 @@ def bpf_filter(pixit: dict, iface: str) -> str:
     # IPv4 fragments after the first carry no ports: keep them between known hosts.
     frag = "(ip[6:2] & 0x1fff != 0)"
     flt = f"(({eps}) or {frag}) and ({src}) and ({dst})"
+    if extra:  # the capture barrier's marker (capture.barrier)
+        flt = f"({flt}) or {extra}"
     return f"inbound and {flt}" if iface == "lo" else flt
 
 
@@ -153,7 +155,8 @@ class CaptureSession:
     """Started before a test case's first step, stopped after its last (plus `settle_ms`)."""
 
     def __init__(self, profile_pixit: dict, keylogs: list[Path], interfaces: list[str], settle_ms: int,
-                 sniffer_factory: SnifferFactory | None = None, workdir: Path | None = None):
+                 sniffer_factory: SnifferFactory | None = None, workdir: Path | None = None,
+                 barrier: bool = False):
         self.pixit = profile_pixit
         self.keylogs = [Path(k) for k in keylogs]
         self.interfaces = list(interfaces or ["lo"])
@@ -167,6 +170,8 @@ class CaptureSession:
         self.sniffers: list = []
         self.error: str | None = None
         self.t_start = self.t_end = None
+        self.want_barrier = barrier
+        self.barrier = None  # capture.barrier.Barrier once started, when the set-up allows one
 
     def observable_nodes(self) -> set[str]:
         """Every packet between loopback addresses crosses lo: capturing lo (or any) sees all of
@@ -179,16 +184,32 @@ class CaptureSession:
 
     def _collector(self, iface_index: int) -> Callable[[float, int, bytes], None]:
         append = self.records.append
+        barrier = self.barrier
 
         def on_packet(ts: float, linktype: int, frame: bytes) -> None:
+            if barrier is not None and barrier.is_marker(frame):
+                return  # the harness's own marker: proof of progress, not traffic
             append((ts, linktype, frame, iface_index))  # list.append is atomic under the GIL
         return on_packet
 
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until everything sent so far is captured (False: no barrier, or not in time)."""
+        return self.barrier is not None and bool(self.sniffers) and self.barrier.flush(timeout_s)
+
     def start(self) -> None:
+        from conformance.capture.barrier import Barrier
+
         self.t_start = time.time()
+        ue = (self.pixit.get("ue") or {}).get("address")
+        if self.want_barrier and Barrier.usable(ue, self.interfaces):
+            try:
+                self.barrier = Barrier(str(ue).strip("[]"))
+            except OSError:
+                self.barrier = None  # no barrier: the settle falls back to waiting for quiet legs
+        extra = self.barrier.bpf_clause() if self.barrier else None
         for i, iface in enumerate(self.interfaces):
             try:
-                sniffer = self.factory(iface, bpf_filter(self.pixit, iface), self._collector(i))
+                sniffer = self.factory(iface, bpf_filter(self.pixit, iface, extra), self._collector(i))
                 sniffer.start()
             except PermissionError as exc:
                 self.error = f"no privilege to capture on {iface} ({exc}); run as root or grant CAP_NET_RAW"
@@ -206,6 +227,8 @@ class CaptureSession:
             if getattr(s, "error", None) and not self.error:
                 self.error = s.error
         self.sniffers = []
+        if self.barrier is not None:
+            self.barrier.close()
 
     def stop(self, pcapng_name: str = "capture.pcapng") -> CaptureResult:
         if self.sniffers:

@@ -84,10 +84,18 @@ _CANONICAL = {
 }
 
 
+_KEYS: dict[str, str] = {}  # header name as written -> key: every header lookup asks, names repeat
+
+
 def header_key(name: str) -> str:
     """Lookup key of a header name: lower case, compact form expanded (RFC 3261 7.3.1, 7.3.3)."""
-    key = name.lower()
-    return COMPACT_FORMS.get(key, key)
+    key = _KEYS.get(name)
+    if key is None:
+        key = name.lower()
+        key = COMPACT_FORMS.get(key, key)
+        if len(_KEYS) < 4096:  # bounded: names come from the wire
+            _KEYS[name] = key
+    return key
 
 
 def canonical_name(name: str) -> str:

@@ -104,8 +104,29 @@ class TranscriptSSLSocket(_Transcript, ssl.SSLSocket):
     """A TLS socket that can record its plaintext (wss://); recording is off unless started."""
 
 
+_opened: list[str] = []  # "address:port" of the local end of every TLS connection, in order
+
+
+def opened_count() -> int:
+    return len(_opened)
+
+
+def opened_since(count: int) -> list[str]:
+    """The local ends of the TLS connections opened since `opened_count()` returned `count`: the
+    capture ties a connection to the test case that opened it (parallel runs, -n)."""
+    return _opened[count:]
+
+
 class HarnessSSLContext(ssl.SSLContext):
     sslsocket_class = TranscriptSSLSocket
+
+    def wrap_socket(self, sock, *args, **kwargs):
+        try:
+            host, port = sock.getsockname()[:2]
+            _opened.append(f"{host}:{port}")  # list.append is atomic under the GIL
+        except OSError:
+            pass  # not connected yet: the capture then ties it by its content only
+        return super().wrap_socket(sock, *args, **kwargs)
 
 
 _contexts: dict[tuple, HarnessSSLContext] = {}

@@ -4,8 +4,8 @@ One sniffer runs for the whole session (started with the first test case that ha
 block); each test case is a time window of it. A window alone is not enough: nodes keep TLS
 connections open across test cases (the WSF's keep-alive connection to the AS), so the handshake
 that decrypts a case's step 15 may have been captured during an earlier case. Each case is
-therefore dissected with every packet of the TCP streams active in its window, and only the
-messages inside the window are asserted.
+dissected by one streaming analysis of the session (capture.stream: every packet once, the
+state of long-lived connections kept), and only the messages inside the window are asserted.
 
 Outputs per case (the decrypted traffic as a plaintext pcapng with secrets redacted, the SVG
 sequence diagram; the raw pcapng with its TLS secrets only when the profile opts in) are attached
@@ -25,6 +25,7 @@ TLS_SECRETS_WARNING = (
     "The profile sets pixit.capture.include_tls_secrets: true. The attached raw capture carries the TLS "
     "key log of every connection: anyone holding this report can decrypt the client secrets, passwords and "
     "tokens that crossed the wire. Share the report only with people allowed to see them.")
+POLL_S = 0.005  # how often the settle looks for new packets (the sniffer thread only appends)
 
 
 def _resolve(profile, p: str) -> Path:
@@ -32,8 +33,11 @@ def _resolve(profile, p: str) -> Path:
     return path if path.is_absolute() else Path(profile.base_dir) / path
 
 
-def _stream(pkt) -> frozenset:
-    return frozenset(((pkt.src, pkt.sport), (pkt.dst, pkt.dport)))
+def own_endpoints(started: dict) -> frozenset[str]:
+    """The local ends of the connections the harness opened since the test case started."""
+    from conformance.drivers.tls import opened_since
+
+    return frozenset(opened_since(started.get("opened_from", 0)))
 
 
 def _safe(case_id: str) -> str:
@@ -41,7 +45,10 @@ def _safe(case_id: str) -> str:
 
 
 class CaptureFactory:
-    def __init__(self, profile, workdir: Path, sniffer_factory=None):
+    def __init__(self, profile, workdir: Path, sniffer_factory=None, *, clock=time.time, wait=time.sleep):
+        # clock: wall time, the time base of packet timestamps; both injected so the settle logic
+        # is tested without sleeping
+        self.clock, self.wait = clock, wait
         self.profile = profile
         self.workdir = Path(workdir)
         self.sniffer_factory = sniffer_factory
@@ -66,99 +73,140 @@ class CaptureFactory:
         """Start the session's sniffer (idempotent). The plugin calls it at session start, before
         any test case, so connections a SUT keeps open from the first case on are decryptable."""
         from conformance.capture import CaptureSession
+        from conformance.capture.stream import SessionAnalysis
 
         if self.session is None:
             workdir = self.workdir / "captures"
             workdir.mkdir(parents=True, exist_ok=True)
             self.session = CaptureSession(self.profile.pixit, self._keylogs(harness_keylog), self.interfaces,
-                                          0, sniffer_factory=self.sniffer_factory, workdir=workdir)
+                                          0, sniffer_factory=self.sniffer_factory, workdir=workdir,
+                                          barrier=True)
             self.session.redactor = self.profile.redactor
             self.session.start()
-            self._scanned = 0  # records of the session already scanned into packets
-            self._packets: list = []
-            self._streams: dict = {}  # TCP stream -> its packets, in capture order
+            self._scanned = 0  # records of the session already fed to the streaming analysis
+            self._analysis = SessionAnalysis(self.profile.pixit, self._keylogs(harness_keylog))
 
     def start(self, tc, harness_keylog: Path):
         self.ensure_started(harness_keylog)
-        return {"t0": time.time(), "keylogs": self._keylogs(harness_keylog)}
+        from conformance.drivers.tls import opened_count
+
+        return {"t0": self.clock(), "keylogs": self._keylogs(harness_keylog), "opened_from": opened_count()}
 
     def close(self) -> None:
         if self.session is not None:
             self.session.stop()
             self.session = None
 
-    def _settle(self, settle_ms: int) -> None:
-        """Wait for the last answers to reach the sniffer: until 100 ms pass with no new packet,
-        at most settle_ms (a fixed sleep would cost every test case the whole settle time)."""
-        deadline = time.monotonic() + settle_ms / 1000.0
-        seen, quiet_since = len(self.session.records), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(0.025)
+    def _settle_quiet(self, settle_ms: int) -> None:
+        """Without a barrier (capture not on lo): until 100 ms pass with no new packet, at most
+        settle_ms (a fixed sleep would cost every test case the whole settle time)."""
+        deadline = self.clock() + settle_ms / 1000.0
+        seen, quiet_since = len(self.session.records), self.clock()
+        while self.clock() < deadline:
+            self.wait(0.025)
             now_seen = len(self.session.records)
             if now_seen != seen:
-                seen, quiet_since = now_seen, time.monotonic()
-            elif time.monotonic() - quiet_since >= 0.1:
+                seen, quiet_since = now_seen, self.clock()
+            elif self.clock() - quiet_since >= 0.1:
                 return
 
-    def _scan_new(self) -> None:
-        """Scan each captured record once; index TCP packets by stream."""
-        from conformance.capture.packets import Scanner
+    def _wait_for_packets(self, until: float) -> None:
+        """Until a new packet is captured or `until` (polling: the sniffer thread only appends)."""
+        seen = len(self.session.records)
+        while self.clock() < until and len(self.session.records) == seen:
+            self.wait(min(POLL_S, max(0.0, until - self.clock())))
 
-        records = self.session.records
-        new = records[self._scanned:len(records)]
-        self._scanned += len(new)
-        for pkt in Scanner(None).scan(sorted(new, key=lambda r: r[0])):
-            self._packets.append(pkt)
-            if pkt.proto == 6:
-                self._streams.setdefault(_stream(pkt), []).append(pkt)
+    def window(self, tc, started: dict, block=None, markers: set[str] | None = None):
+        """The CaptureResult of one test case: [t0, end of the settle] of the session capture.
 
-    def window(self, tc, started: dict):
-        """The CaptureResult of one test case: [t0, now after settling] of the session capture."""
-        from conformance.capture import CaptureResult, analyze_records
+        Adaptive settle (capture.settle): with a barrier, the window ends as soon as the capture
+        has caught up and the block waits for nothing more; `settle_ms` is only the upper bound.
+        """
+        from conformance.capture import CaptureResult
         from conformance.capture.timeline import Timeline
 
-        self._settle(int((tc.capture or {}).get("settle_ms", self.settle_ms)))
-        t0, t1 = started["t0"], time.time()
+        settle_ms = int((tc.capture or {}).get("settle_ms", self.settle_ms))
         session = self.session
-        if session.error and not session.records:
-            return CaptureResult(Timeline(t_start=t0, t_end=t1, problems=[session.error]), None, session.error)
-        self._scan_new()
-        in_window = []
-        for pkt in reversed(self._packets):  # the window is at the end of the session
-            if pkt.ts < t0 - 1.0:  # records of several interfaces may interleave a little
-                break
-            if t0 <= pkt.ts <= t1:
-                in_window.append(pkt)
-        streams = {_stream(p) for p in in_window if p.proto == 6}
-        # every packet of the TCP streams seen in the window: their handshakes may be older
-        kept = {id(p): p for key in streams for p in self._streams.get(key, ()) if p.ts <= t1}
-        kept.update((id(p), p) for p in in_window)
-        records = sorted(((p.ts, p.linktype, p.frame, p.iface) for p in kept.values()), key=lambda r: r[0])
-        base = self.workdir / "captures" / _safe(tc.id)
-        result = analyze_records(records, self.profile.pixit, started["keylogs"],
-                                 pcapng_out=base.with_suffix(".tls-secrets.pcapng") if self.include_tls_secrets else None,
-                                 plaintext_out=base.with_suffix(".pcapng"), redactor=self.profile.redactor,
-                                 t_window=(t0, t1), interfaces=self.interfaces)
-        result.timeline.items = [i for i in result.timeline.items if t0 <= i.t <= t1]
+        t0 = started["t0"]
+        t_last = self.clock()  # the last step is done
+        deadline = t_last + settle_ms / 1000.0
+        if session.error and not session.records:  # the capture never ran: nothing to wait for
+            return CaptureResult(Timeline(t_start=t0, t_end=t_last, problems=[session.error]), None, session.error)
+        if not session.flush(settle_ms / 1000.0):
+            self._settle_quiet(max(0, int((deadline - self.clock()) * 1000)))
+            t1 = self.clock()
+            return self._write_outputs(tc, self._analyze(tc, started, t0, t1), t0, t1)
+        while True:
+            t1 = self.clock()  # the barrier just proved every packet before t1 captured
+            if session.error and not session.records:
+                return CaptureResult(Timeline(t_start=t0, t_end=t1, problems=[session.error]), None, session.error)
+            result = self._analyze(tc, started, t0, t1)
+            state = self._settle_state(block, result, t0, t1, markers, own_endpoints(started))
+            if state.done or t1 >= deadline:
+                result.stats["settle"] = {"ms": round((t1 - t_last) * 1000, 1),
+                                          "waiting_for": "" if state.done else state.waiting_for}
+                return self._write_outputs(tc, result, t0, t1)
+            self._wait_for_packets(min(deadline, state.wake_at or deadline))
+            session.flush(max(0.0, deadline - self.clock()))
+
+    def _settle_state(self, block, result, t0: float, t1: float, markers, own=frozenset()):
+        from conformance.capture.assertions import BlockError, match_block
+        from conformance.capture.settle import SettleState, settle_state
+        from conformance.capture.timeline import Timeline
+
+        if not block:
+            return SettleState(True)
+        timeline = result.timeline
+        if self.correlate:  # under -n other cases' messages must not end this case's window
+            from conformance.capture.correlate import for_case
+
+            timeline = Timeline(items=for_case(timeline.items, markers or set(), own),
+                                coverage=timeline.coverage, packets=timeline.packets,
+                                t_start=timeline.t_start, t_end=timeline.t_end,
+                                observable_nodes=timeline.observable_nodes)
+        try:
+            bm = match_block(block, timeline, self.profile.pixit, unusable=result.error)
+        except BlockError:
+            return SettleState(True)  # the test case is wrong: evaluate_capture says so, no waiting
+        return settle_state(bm, t0, t1)
+
+    def _analyze(self, tc, started: dict, t0: float, t1: float):
+        """The window [t0, t1] of the session's streaming analysis (capture.stream): only the
+        packets captured since the last window are dissected now."""
+        session = self.session
+        records = session.records
+        new = records[self._scanned:len(records)]
+        self._scanned += len(new)
+        self._analysis.feed(new)
+        result = self._analysis.window(t0, t1)
         result.timeline.observable_nodes = session.observable_nodes()
         result.error = session.error
         if session.error:
             result.timeline.problems.append(session.error)
         return result
 
+    def _write_outputs(self, tc, result, t0: float, t1: float):
+        """Once per window, after settling: the decrypted traffic as a plaintext pcapng, redacted;
+        the raw capture with its TLS secrets only where the profile opts in."""
+        base = self.workdir / "captures" / _safe(tc.id)
+        self._analysis.write(result, t0, t1, interfaces=self.interfaces, redactor=self.profile.redactor,
+                             plaintext_out=base.with_suffix(".pcapng"),
+                             pcapng_out=base.with_suffix(".tls-secrets.pcapng") if self.include_tls_secrets else None)
+        return result
+
     def finish(self, tc, started, mctx, reporter, render, markers: set[str] | None = None) -> list[Finding]:
         from conformance.capture import evaluate_capture
         from conformance.report.ladder import render_ladder
 
-        result = self.window(tc, started)
         block = render(tc.capture)
+        result = self.window(tc, started, block, markers)
         self.last_window = (result.timeline, block)  # the report's per-entry capture steps
         findings = evaluate_capture(block, result, mctx, self.profile.pixit)
         if self.correlate:  # parallel run: judge only this test case's messages
             from conformance.capture.correlate import for_case, unattributed
 
             whole = findings
-            result.timeline.items = for_case(result.timeline.items, markers or set())
+            result.timeline.items = for_case(result.timeline.items, markers or set(), own_endpoints(started))
             findings = unattributed(evaluate_capture(block, result, mctx, self.profile.pixit), whole)
         if result.plaintext_path:
             reporter.attach_file(f"{tc.id}.pcapng (decrypted, secrets redacted)", result.plaintext_path,

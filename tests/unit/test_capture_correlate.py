@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from conformance.capture.correlate import for_case, markers_of, unattributed
 from conformance.capture.timeline import HttpRequestSeen, TimelineItem
 from conformance.events import HttpExchange, SipReceived
@@ -62,3 +64,40 @@ def test_missing_but_seen_on_the_leg_is_inconclusive_not_fail():
     whole = [Finding(Verdict.PASS, missing.subject, "present", "#3")]
     out = unattributed([missing, wrong], whole)
     assert [f.verdict for f in out] == [Verdict.INCONCLUSIVE, Verdict.FAIL]
+
+
+def test_connections_the_case_opened_are_its_own_whatever_they_carry():
+    from dataclasses import replace
+
+    from conformance.events import WsHandshake
+
+    refused = WsHandshake(url="/sip", status=403, headers=[], request_headers=[])  # no cookie, no token
+    mine = replace(item(refused, "tcp/7", 1), src="127.0.0.11:8443", dst="127.0.0.1:40001")
+    other = replace(item(refused, "tcp/8", 2), src="127.0.0.11:8443", dst="127.0.0.1:40002")
+    kept = for_case([mine, other], {MINE}, own={"127.0.0.1:40001"})
+    assert kept == [mine]
+    assert for_case([mine, other], set(), own=()) == [mine, other]  # nothing to tie by: the window
+
+
+def test_tls_driver_records_the_local_end_of_each_connection():
+    import socket
+    import ssl
+    import threading
+
+    from conformance.drivers.tls import HarnessSSLContext, opened_count, opened_since
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    threading.Thread(target=lambda: server.accept()[0].close(), daemon=True).start()
+    mark = opened_count()
+    ctx = HarnessSSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    sock = socket.create_connection(server.getsockname(), timeout=5)
+    local = sock.getsockname()
+    try:
+        with pytest.raises((ssl.SSLError, OSError)):  # the peer is no TLS server: only the record counts
+            ctx.wrap_socket(sock, server_hostname="x")
+    finally:
+        sock.close()
+        server.close()
+    assert opened_since(mark) == [f"{local[0]}:{local[1]}"]

@@ -1,0 +1,194 @@
+"""Streaming analysis of a session-wide capture (issue 15): every packet is dissected once.
+
+A test case's window used to be dissected from scratch, together with the whole history of every
+TCP stream active in it (a node's keep-alive connection carries the TLS handshake that decrypts
+a later case's message). On a long session that history grows with every test case: the WSF's
+connection to the AS was re-decrypted from its first byte at every case. Here one Dissector
+consumes the session's packets as they are captured, in capture order, once; a window is a view
+of what it has dissected:
+
+- its items are the messages completed inside [t0, t1];
+- its packets and leg coverage are those of the packets inside the window;
+- a TLS connection or TCP stream active in the window counts with its state at the window's end
+  (undecryptable, holes), exactly as the per-window analysis counted it.
+
+Key logs are read incrementally (only the bytes appended since the last read), because TLS
+secrets are written while the session runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conformance.capture import CaptureResult, _no_cycle_collection
+from conformance.capture.dissect import Dissector
+from conformance.capture.packets import TCP, IpPacket, Scanner
+from conformance.capture.plaintext import PlaintextRecorder
+from conformance.capture.timeline import LegCoverage, Timeline
+from conformance.capture.tls import KeyLog
+
+ORDER_SLACK_S = 5.0  # items and packets of several interfaces may be a little out of time order
+
+
+def stream_key(pkt: IpPacket) -> tuple:
+    a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+    return (a, b) if a <= b else (b, a)
+
+
+class SessionAnalysis:
+    def __init__(self, pixit: dict, keylog_paths: list[Path]):
+        self.keylog = KeyLog([])
+        self.paths = [Path(p) for p in keylog_paths]
+        self._offsets = {p: 0 for p in self.paths}
+        self._unreadable: dict[Path, str] = {}
+        self.d = Dissector(pixit, self.keylog)
+        self.d.plaintext = PlaintextRecorder()  # the decrypted traffic, for the report's plaintext pcapng
+        self._last: tuple = ([], set(), [])
+        self.scanner = Scanner(self.d.packet_filter())
+        self.packets: list[IpPacket] = []
+        self.history: dict[tuple, list[IpPacket]] = {}  # TCP stream -> its packets (pcapng of a window)
+        self.handlers: dict[tuple, list] = {}  # TCP stream -> its connections' dissection state
+        dissector_open = self.d._open
+
+        def on_open(conn):
+            handler = dissector_open(conn)
+            key = (conn.client, conn.server) if conn.client <= conn.server else (conn.server, conn.client)
+            self.handlers.setdefault(key, []).append(handler)
+            return handler
+
+        self.d.tcp.on_open = on_open
+
+    def add_keylog(self, path: Path) -> None:
+        path = Path(path)
+        if path not in self._offsets:
+            self.paths.append(path)
+            self._offsets[path] = 0
+
+    def _read_keys(self) -> None:
+        """The complete lines appended to each key log since the last read."""
+        for path in self.paths:
+            try:
+                with path.open("rb") as fh:
+                    fh.seek(self._offsets[path])
+                    data = fh.read()
+            except OSError as exc:  # said in the window's problems, as the per-window analysis did
+                self._unreadable[path] = f"key log {path}: {exc.strerror or exc}"
+                continue
+            self._unreadable.pop(path, None)
+            end = data.rfind(b"\n") + 1
+            if end:
+                self.keylog.add_text(data[:end].decode("ascii", "replace"))
+                self._offsets[path] += end
+
+    def feed(self, records: list[tuple[float, int, bytes, int]]) -> None:
+        """Dissect newly captured records (in capture order)."""
+        if not records:
+            return
+        self._read_keys()
+        with _no_cycle_collection():
+            for pkt in self.scanner.scan(sorted(records, key=lambda r: r[0])):
+                self.packets.append(pkt)
+                self.d.packet(pkt)
+                if pkt.proto == TCP:
+                    self.history.setdefault(stream_key(pkt), []).append(pkt)
+
+    # -- a window ------------------------------------------------------------------------
+    def _recent(self, seq: list, t0: float, time_of) -> list:
+        out = []
+        for x in reversed(seq):
+            t = time_of(x)
+            if t < t0 - ORDER_SLACK_S:
+                break
+            out.append(x)
+        out.reverse()
+        return out
+
+    def window(self, t0: float, t1: float, *, pcapng_out: Path | None = None,
+               interfaces: list[str] | None = None) -> CaptureResult:
+        d = self.d
+        in_window = [p for p in self._recent(self.packets, t0, lambda p: p.ts) if t0 <= p.ts <= t1]
+        items = [i for i in self._recent(d.timeline.items, t0, lambda i: i.t) if t0 <= i.t <= t1]
+        self._read_keys()
+        tl = Timeline(items=items, t_start=t0, t_end=t1,
+                      problems=list(d.timeline.problems) + list(self._unreadable.values()))
+        streams = set()
+        for p in in_window:
+            sn, dn = d.names((p.src, p.sport), (p.dst, p.dport))
+            tl.packets.append((p.ts, sn, dn, len(p.payload)))
+            cov = _cov(tl, sn or f"{p.src}:{p.sport}", dn or f"{p.dst}:{p.dport}")
+            cov.packets += 1
+            cov.bytes += len(p.payload)
+            if p.proto == TCP:
+                streams.add(stream_key(p))
+        randoms = []
+        for key in streams:
+            for h in self.handlers.get(key, ()):
+                if h.conn.last_ts < t0 or h.conn.first_ts > t1:
+                    continue  # an earlier or later connection on the same 4-tuple
+                self._conn_coverage(tl, h)
+                if h.tls is not None and h.tls.client_random:
+                    randoms.append(h.tls.client_random)
+        tl.finalize()
+        self._last = (in_window, streams, randoms)
+        path = None
+        if pcapng_out is not None:
+            path = self._write_raw(pcapng_out, t1, interfaces)
+        stats = {"packets": len(in_window), "relevant": len(in_window), "tls_connections": len(randoms),
+                 "items": len(items), "session_packets": len(self.packets)}
+        return CaptureResult(tl, path, None, stats, list(d.nodes.order))
+
+    def _write_raw(self, pcapng_out: Path, t1: float, interfaces) -> Path:
+        """The window's packets and every older packet of its TCP streams, with the TLS secrets of
+        its connections (for decryption in Wireshark): only where the profile opts in."""
+        from conformance.capture.pcapng import write_pcapng
+
+        in_window, streams, randoms = self._last
+        kept = {id(p): p for key in streams for p in self.history.get(key, ()) if p.ts <= t1}
+        kept.update((id(p), p) for p in in_window)
+        records = sorted(((p.ts, p.linktype, p.frame, p.iface) for p in kept.values()), key=lambda r: r[0])
+        return write_pcapng(pcapng_out, records, self.keylog.lines_for(randoms), interfaces)
+
+    def write(self, result: CaptureResult, t0: float, t1: float, *, plaintext_out: Path | None = None,
+              pcapng_out: Path | None = None, redactor=None, interfaces: list[str] | None = None) -> None:
+        """The outputs of the last window (called once it has settled)."""
+        from conformance.capture.plaintext import write_plaintext_pcapng
+
+        if pcapng_out is not None:
+            result.pcapng_path = self._write_raw(pcapng_out, t1, interfaces)
+        if plaintext_out is not None:
+            result.plaintext_path = write_plaintext_pcapng(plaintext_out, self.d.plaintext, redactor,
+                                                           interfaces, (t0, t1))
+        # decrypted data older than this window is never shown again: keep the recorder bounded
+        self.d.plaintext.events = [ev for ev in self.d.plaintext.events
+                                   if (ev[3] if ev[0] == "tcp" else ev[2]) >= t0 - ORDER_SLACK_S]
+
+    def _conn_coverage(self, tl: Timeline, h) -> None:
+        """A connection's state now, as the per-window analysis's end of capture would count it."""
+        src, dst = h.conn.client, h.conn.server
+        sn, dn = self.d.names(src, dst)
+        cov = _cov(tl, sn or f"{src[0]}:{src[1]}", dn or f"{dst[0]}:{dst[1]}")
+        for fc, dirn in ((True, h.conn.c2s), (False, h.conn.s2c)):
+            a, b = (src, dst) if fc else (dst, src)
+            for _ts, missing in dirn.gaps:
+                cov.gaps.append(f"TCP: {missing} bytes of {a[0]}:{a[1]} > {b[0]}:{b[1]} missing from the capture")
+        tls = h.tls
+        if tls is None:
+            return
+        cov.tls_connections += 1
+        reason = tls.failed or tls.undecryptable
+        if reason is None and (tls.c.waiting or tls.s.waiting):
+            reason = "handshake not captured" if tls.client_random is None else "keys never derived"
+        if reason is None and tls.client_random is None and (tls.c.encrypted or tls.s.encrypted):
+            reason = "handshake not captured"
+        if reason:
+            cov.undecryptable.append(f"{h.stream} {src[0]}:{src[1]} > {dst[0]}:{dst[1]}: not decrypted: {reason}")
+        else:
+            cov.decrypted_connections += 1
+
+
+def _cov(tl: Timeline, a: str, b: str) -> LegCoverage:
+    key = tuple(sorted((a, b)))
+    cov = tl.coverage.get(key)
+    if cov is None:
+        cov = tl.coverage[key] = LegCoverage(key)
+    return cov
