@@ -189,7 +189,7 @@ class CaptureFactory:
         """Once per window, after settling: the decrypted traffic as a plaintext pcapng, redacted;
         the raw capture with its TLS secrets only where the profile opts in."""
         base = self.workdir / "captures" / _safe(tc.id)
-        self._analysis.write(result, t0, t1, interfaces=self.interfaces, redactor=self.profile.redactor,
+        self._analysis.write(result, t0, t1, interfaces=self.interfaces, redactor=getattr(self.profile, "redactor", None),
                              plaintext_out=base.with_suffix(".pcapng"),
                              pcapng_out=base.with_suffix(".tls-secrets.pcapng") if self.include_tls_secrets else None)
         return result
