@@ -28,6 +28,7 @@ from conformance.codec.sip_uri import UriError, parse_uri, uri_equal
 
 from .config import NetworkConfig
 from .faults import ActiveFaults
+from .registrar_rules import FIXED_TO_TAG, TooBrief, check_min_expires, fix_to_tag
 from .registrations import ContactUpdate, Identities, OutOfOrder, Registrations
 from .sip_transport import (
     SipTransport,
@@ -187,6 +188,8 @@ class Scscf:
             resp = make_response(msg, 200, "OK", [("Allow", "REGISTER, OPTIONS")])
         else:
             resp = make_response(msg, 405, "Method Not Allowed", [("Allow", "REGISTER, OPTIONS")])
+        if self.faults.on("scscf-fixed-to-tag"):
+            fix_to_tag(resp, FIXED_TO_TAG)
         data = resp.serialize()
         if source.transport == "UDP":  # over TCP nothing is retransmitted (17.2.2: Timer J is 0)
             self._answered[key] = (now + self.RETRANSMIT_CACHE_S, data)
@@ -245,6 +248,8 @@ class Scscf:
             bindings = self._update_bindings(req, aor, ident["impi"])
         except _Reject as rej:
             return make_response(req, rej.status, rej.reason)
+        except TooBrief as brief:  # RFC 3261 10.3 step 7: 423 with the minimum
+            return make_response(req, 423, "Interval Too Brief", [("Min-Expires", str(brief.minimum))])
         except OutOfOrder as exc:
             return make_response(req, 500, f"Server Internal Error: {exc}")
         headers = [("Contact", f"{b.contact};expires={b.remaining()}") for b in bindings]
@@ -271,6 +276,8 @@ class Scscf:
         if contacts == ["*"]:
             if default != 0:
                 raise _Reject(400, "Bad Request: Contact * requires Expires: 0")
+            if self.faults.on("scscf-ignore-deregister"):
+                return self.registrations.bindings(aor)
             self.registrations.remove_all(aor, call_id, cseq)
             return []
         if "*" in contacts:
@@ -285,12 +292,28 @@ class Scscf:
             requested = params.pop("expires", None)
             if requested is not None and not _digits(requested):
                 raise _Reject(400, f"Bad Request: Contact expires {requested!r} is not a number")
-            expires = min(int(requested) if requested is not None else default, MAX_EXPIRES)
+            asked = int(requested) if requested is not None else default
+            expires = min(asked, MAX_EXPIRES)
+            if not self.faults.on("scscf-no-min-expires"):
+                check_min_expires(asked, self.cfg.options.min_expires_s)
+            expires = self._lifecycle_faults(expires)
             instance, reg_id = params.get("+sip.instance"), params.get("reg-id")
             key = f"{instance}|{reg_id}" if instance and reg_id else str(na.uri)  # RFC 5626 6
             text = f"<{na.uri}>" + "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
             updates.append(ContactUpdate(key, text, expires))
+        if self.faults.on("scscf-single-binding") and any(u.expires > 0 for u in updates):
+            self.registrations.remove_others(aor, {u.key for u in updates})
         return self.registrations.update(aor, impi, call_id, cseq, paths, updates)
+
+    def _lifecycle_faults(self, expires: int) -> int:
+        """The faults of the lifecycle procedures that change a granted expiry (docs/lifecycle.md)."""
+        if expires == 0:
+            return MAX_EXPIRES if self.faults.on("scscf-ignore-deregister") else 0
+        if self.faults.on("scscf-expires-longer"):
+            return expires + 600
+        if self.faults.on("scscf-keep-expired"):
+            return expires + 3600
+        return expires
 
 
 def _digits(text: str) -> bool:

@@ -47,6 +47,24 @@ FAULTS: tuple[Fault, ...] = (
     Fault("scscf-no-associated-uri", "scscf", "RFC 7315 4.1 / TS 24.229: 200 OK carries P-Associated-URI"),
     Fault("scscf-register-untrusted", "scscf",
           "TS 24.229 5.4.1.2.2: register without challenge only from the trusted P-CSCF with auth-done"),
+    # -- registration lifecycle after step 22 (docs/lifecycle.md) --
+    Fault("wsf-reregister-unverified", "wsf",
+          "RFC 8898 2.1 / RFC 6750 3.1: a re-REGISTER's token is verified again (fault: the flow's first identity is reused)"),
+    Fault("wsf-reregister-tokenless", "wsf",
+          "RFC 8898 2.2 (PICS wsf.reregister_token = every): a re-REGISTER without a token gets 401"),
+    Fault("wsf-keep-binding-on-close", "wsf",
+          "RFC 5626 5.2 / TS 24.229 5.2.2 (PICS wsf.on_ws_close = deregister): the binding goes with its WebSocket"),
+    Fault("wsf-accept-foreign-origin", "wsf", "RFC 6455 10.2: a handshake from a foreign Origin is refused (403)"),
+    Fault("3rdwws-accept-foreign-origin", "3rdwws",
+          "RFC 6455 10.2: the cookie-authenticated SIP WebSocket refuses a foreign Origin (403)"),
+    Fault("scscf-no-min-expires", "scscf", "RFC 3261 10.3 step 7: an expiry below Min-Expires gets 423 with Min-Expires"),
+    Fault("scscf-expires-longer", "scscf", "RFC 3261 10.3 step 7: the granted expiry is never longer than requested"),
+    Fault("scscf-ignore-deregister", "scscf",
+          "RFC 3261 10.3 steps 6-7: expires=0 and Contact: * remove the bindings (fault: kept)"),
+    Fault("scscf-single-binding", "scscf",
+          "RFC 5626 6 / RFC 3261 10.3: each +sip.instance/reg-id is a binding of its own (fault: the last replaces all)"),
+    Fault("scscf-keep-expired", "scscf", "RFC 3261 10.3 step 7: an expired binding is no longer listed"),
+    Fault("scscf-fixed-to-tag", "scscf", "RFC 3261 8.2.6.2 / 19.3: a To tag unique per response (fault: one tag for all)"),
 )
 
 BY_NAME = {f.name: f for f in FAULTS}

@@ -27,6 +27,8 @@ def profile_dict(net, **pics_overrides) -> dict:
         "signalling.path": o.signalling, "token.format": "jwt", "token.wsf_url_member": o.wsf_url_member,
         "sip.bearer_syntax": o.bearer_syntax, "sip.client_aor": "web_id", "wsf.verify": o.verify,
         "core.transport": o.core_transport, "core.separate_icscf": False,
+        "wsf.reregister_token": o.reregister_token, "wsf.on_ws_close": o.ws_close,
+        "wsf.origin_missing": o.origin_missing,
     }
     pics.update(pics_overrides)
     return {
@@ -56,6 +58,7 @@ def profile_dict(net, **pics_overrides) -> dict:
             "capture": {"enabled": True, "interfaces": ["lo"], "settle_ms": 300},
             "users": {"provisioning": {"url": https("as", "/admin/users"), "token": cfg.admin_token},
                       "fixtures": fixtures},
+            "lifecycle": {"min_expires": o.min_expires_s, "allowed_origin": https("3rdwws")},
             "timeouts": {"step_ms": 5000, "connect_ms": 3000},
         },
         "pics": pics,
