@@ -200,7 +200,9 @@ def _closed_while_sending(conn, env: ActionEnv, exc: Exception):
 
 def _ws_close(spec: dict, state: CaseState, env: ActionEnv):
     conn = state.ws.pop(spec.get("name", "ws"), None)
-    if conn is not None:
+    if conn is not None and spec.get("abort"):  # lost, not closed: the peer sees the TCP end only
+        conn.abort()
+    elif conn is not None:
         conn.close(spec.get("code", 1000))
     return Nothing(0.0)
 
