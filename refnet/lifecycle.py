@@ -26,11 +26,13 @@ def origin_refusal(origin: str | None, allowed: set[str], missing: str, accept_f
 
     `allowed` holds lower-case origins without a trailing slash; `missing` is PICS
     wsf.origin_missing (accept | reject)."""
+    if accept_foreign:
+        return None
     if origin is None or not origin.strip():
         if missing == "reject":
             return "Forbidden: the handshake carries no Origin (RFC 6455 10.2)\n"
         return None
-    if origin.strip().rstrip("/").lower() in allowed or accept_foreign:
+    if origin.strip().rstrip("/").lower() in allowed:
         return None
     return f"Forbidden: Origin {origin.strip()} is not allowed to open this WebSocket (RFC 6455 10.2)\n"
 

@@ -390,7 +390,7 @@ class Wsf:
         """The identity of an earlier REGISTER on this flow, when this one may go without a (checked)
         token: PICS wsf.reregister_token = first, or one of the faults that break `every`."""
         reg = flow.reg
-        if not reg.registered:
+        if not reg.registered or self.faults.on("wsf-flow-identity-lost"):
             return None
         tokenless_ok = self.cfg.options.reregister_token == "first" or self.faults.on("wsf-reregister-tokenless")
         if (not token_present and tokenless_ok) or (token_present and self.faults.on("wsf-reregister-unverified")):
