@@ -28,6 +28,8 @@ from conformance.codec.sip_uri import UriError, parse_uri, uri_equal
 
 from .config import NetworkConfig
 from .faults import ActiveFaults
+from .pcscf_routing import learn_edge, proxy_request
+from .regevent_notifier import RegEventNotifier
 from .registrar_rules import FIXED_TO_TAG, TooBrief, check_min_expires, fix_to_tag
 from .registrations import ContactUpdate, Identities, OutOfOrder, Registrations
 from .sip_transport import (
@@ -60,6 +62,7 @@ class Pcscf:
         me = cfg.endpoints["pcscf"]
         self.name = me.tls_name or f"pcscf.{cfg.home_domain}"
         self.transport = SipTransport(me.host, me.port, self.on_message, "pcscf")
+        self.edges: dict[str, tuple[str, int]] = {}  # WSF name -> address (refnet/pcscf_routing.py)
 
     async def on_message(self, msg: Request | Response, source: Source) -> None:
         if isinstance(msg, Response):
@@ -70,9 +73,8 @@ class Pcscf:
             return
         elif msg.method == "OPTIONS":
             self.transport.reply(source, make_response(msg, 200, "OK", [("Allow", "REGISTER, OPTIONS")]).serialize())
-        else:  # the reference network routes REGISTER only
-            self.transport.reply(source, make_response(msg, 501, "Not Implemented (the reference P-CSCF "
-                                                                "proxies REGISTER only)").serialize())
+        else:  # SUBSCRIBE / NOTIFY of the reg event (docs/lifecycle.md)
+            await proxy_request(self, msg, source)
 
     def _branch(self, req: Request) -> str:
         """RFC 3261 16.11: a stateless proxy derives its branch from the request, so that a
@@ -82,6 +84,7 @@ class Pcscf:
 
     async def forward_register(self, req: Request, source: Source) -> None:
         cfg = self.cfg
+        learn_edge(self.edges, req, source)
         mf = _max_forwards(req)
         if mf is not None and mf <= 0:  # RFC 3261 16.3 item 2
             self.transport.reply(source, make_response(req, 483, "Too Many Hops").serialize())
@@ -166,6 +169,7 @@ class Scscf:
         self.registrations = Registrations(cfg.state / "scscf-registrations.sqlite3")
         self.identities = Identities(cfg.db_path)
         self._answered: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
+        self.regevent = RegEventNotifier(self)  # RFC 3680 (docs/lifecycle.md)
 
     def close(self) -> None:
         self.registrations.close()
@@ -183,11 +187,15 @@ class Scscf:
             self.transport.reply(source, cached[1])
             return
         if msg.method == "REGISTER":
+            before = self.regevent.snapshot(msg)
             resp = self.register(msg, source)
+            self.regevent.after_register(msg, resp, before)
+        elif msg.method == "SUBSCRIBE":
+            resp = self.regevent.subscribe(msg, source)
         elif msg.method == "OPTIONS":
             resp = make_response(msg, 200, "OK", [("Allow", "REGISTER, OPTIONS")])
         else:
-            resp = make_response(msg, 405, "Method Not Allowed", [("Allow", "REGISTER, OPTIONS")])
+            resp = make_response(msg, 405, "Method Not Allowed", [("Allow", "REGISTER, SUBSCRIBE, OPTIONS")])
         if self.faults.on("scscf-fixed-to-tag"):
             fix_to_tag(resp, FIXED_TO_TAG)
         data = resp.serialize()
@@ -196,6 +204,7 @@ class Scscf:
             if len(self._answered) > self.RETRANSMIT_CACHE_MAX:
                 self._answered.popitem(last=False)
         self.transport.reply(source, data)
+        await self.regevent.flush()  # the NOTIFYs a SUBSCRIBE or a registration change calls for
 
     def _challenge(self, req: Request, why: str) -> Response:
         nonce = base64.b64encode(os.urandom(18)).decode()

@@ -67,6 +67,12 @@ FAULTS: tuple[Fault, ...] = (
     Fault("scscf-single-binding", "scscf",
           "RFC 5626 6 / RFC 3261 10.3: each +sip.instance/reg-id is a binding of its own (fault: the last replaces all)"),
     Fault("scscf-keep-expired", "scscf", "RFC 3261 10.3 step 7: an expired binding is no longer listed"),
+    Fault("wsf-notify-not-routed", "wsf",
+          "RFC 5626 5.3 / RFC 7118 5: a request for a flow (reg-event NOTIFY) goes over its WebSocket (fault: 501)"),
+    Fault("scscf-regevent-any-subscriber", "scscf",
+          "TS 24.229 5.4.2.1.1 / RFC 6665 4.2.1.2: only the user may subscribe to its registration state"),
+    Fault("scscf-regevent-no-change-notify", "scscf",
+          "RFC 3680 5.2 / TS 24.229 5.4.2.1.2: a registration change is notified to the subscribers"),
     Fault("scscf-fixed-to-tag", "scscf", "RFC 3261 8.2.6.2 / 19.3: a To tag unique per response (fault: one tag for all)"),
 )
 

@@ -53,6 +53,7 @@ from .sip_transport import (
     run_until_signal,
 )
 from .store import Store
+from .wsf_routing import FlowRouter
 
 log = logging.getLogger("refnet.wsf")
 
@@ -259,6 +260,7 @@ class Wsf:
         self.core = SipTransport(me.host, 0, self.on_core_message, "wsf")
         self.transactions: dict[str, ClientTransaction] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.router = FlowRouter(self)  # requests over the flow both ways (docs/lifecycle.md)
 
     # -- WebSocket side ------------------------------------------------------------------------
     def select_subprotocol(self, _conn: ServerConnection, offered) -> str | None:
@@ -286,6 +288,7 @@ class Wsf:
         # Responses find their flow through the client transaction (by branch), so the flow token
         # only has to be unique; a terminating request would look it up from the Path's user part.
         flow = Flow(secrets.token_hex(8), ws)
+        self.router.flows[flow.token] = flow
         try:
             async for message in ws:
                 data = message.encode("utf-8") if isinstance(message, str) else message
@@ -295,6 +298,7 @@ class Wsf:
                 task.add_done_callback(lambda t: (self._tasks.discard(t), flow.slots.release()))
         except ConnectionClosed:
             pass
+        self.router.flows.pop(flow.token, None)
         await self.on_flow_closed(flow)
 
     async def on_flow_closed(self, flow: Flow) -> None:
@@ -323,13 +327,15 @@ class Wsf:
             if msg is None:  # nothing to answer: RFC 6455 7.4.1 1007, data not consistent with the type
                 await flow.ws.close(1007, "not a SIP message")
                 return
-            if isinstance(msg, Response) or msg.method == "ACK":
-                return  # no request of ours goes to the UE, so nothing to match
+            if isinstance(msg, Response):
+                self.router.response_from_ue(msg)  # to a NOTIFY the WSF delivered over the flow
+                return
+            if msg.method == "ACK":
+                return
             if msg.method == "REGISTER":
                 await self.register(flow, msg)
             else:
-                await flow.send(make_response(msg, 501, "Not Implemented (the reference WSF relays REGISTER "
-                                                         "only)").serialize())
+                await self.router.request_from_ue(flow, msg)
         except Exception as exc:
             log.exception("WSF failed on a message from flow %s", flow.token)
             if isinstance(msg, Request) and msg.method != "ACK":
@@ -473,9 +479,8 @@ class Wsf:
     # -- core side -----------------------------------------------------------------------------
     async def on_core_message(self, msg: Request | Response, source: Source) -> None:
         if isinstance(msg, Request):
-            if msg.method != "ACK":  # terminating requests over the flow are not part of the binding
-                self.core.reply(source, make_response(msg, 501, "Not Implemented (the reference WSF "
-                                                                "routes no requests to UEs)").serialize())
+            if msg.method != "ACK":  # over the flow its Route names (RFC 5626 5.3, RFC 7118 5)
+                await self.router.request_from_core(msg, source)
             return
         branch = msg.branch  # parsed from the top Via on every access: once is enough
         txn = self.transactions.get(branch or "")

@@ -24,7 +24,7 @@ from conformance.run import sip_templates
 from conformance.run.state import CaseState
 
 ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect",
-           "forge_token", "wait")
+           "forge_token", "wait", "sip_serve", "reginfo")
 
 
 class StepError(Exception):
@@ -312,8 +312,15 @@ def _wait(spec: dict, state: CaseState, env: ActionEnv):
     return Nothing(ms)
 
 
+def _lifecycle_handlers() -> dict:
+    from conformance.run.lifecycle_actions import HANDLERS
+
+    return HANDLERS
+
+
 _HANDLERS = {
     "http": _http, "oauth": _oauth, "ws_connect": _ws_connect, "ws_send": _ws_send, "ws_close": _ws_close,
     "sip_send": _sip_send, "sip_expect": _sip_expect, "forge_token": _forge_token, "wait": _wait,
 }
+_HANDLERS.update(_lifecycle_handlers())  # sip_serve, reginfo (conformance/run/lifecycle_actions.py)
 assert set(_HANDLERS) == set(ACTIONS)
