@@ -117,7 +117,9 @@ class RegEventNotifier:
             return resp
         if not req.headers.get("Contact"):
             return make_response(req, 400, "Bad Request (SUBSCRIBE without Contact)")
-        resp = make_response(req, 200, "OK", [("Expires", str(expires)), ("Contact", f"<sip:{self.scscf.name}>")])
+        # RFC 3261 12.1.1: the dialog-creating answer copies the Record-Route, in order
+        resp = make_response(req, 200, "OK", [("Expires", str(expires)), ("Contact", f"<sip:{self.scscf.name}>")]
+                             + [("Record-Route", v) for v in req.headers.get_all("Record-Route")])
         local_tag = parse_name_addr(resp.headers.get("To")).params.get("tag") or ""
         sub = subscription_from(req, aor, local_tag, expires)
         if expires > 0:
