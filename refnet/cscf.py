@@ -13,6 +13,7 @@ P-Associated-URI (RFC 7315 4.1), default IMPU first. Bindings live in SQLite (re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import hashlib
@@ -362,7 +363,17 @@ def serve_pcscf(cfg: NetworkConfig, faults: ActiveFaults) -> None:
 def serve_scscf(cfg: NetworkConfig, faults: ActiveFaults) -> None:
     """S-CSCF process: binds UDP and TCP on cfg.endpoints["scscf"], blocks until SIGTERM/SIGINT."""
     node = Scscf(cfg, faults)
+
+    async def main(stop):
+        from .operator_deregister import poll
+
+        poller = asyncio.create_task(poll(cfg.db_path, node.regevent.network_deregister, stop))
+        try:
+            await serve_transport("scscf", node.transport, stop)
+        finally:
+            await poller
+
     try:
-        run_until_signal(lambda stop: serve_transport("scscf", node.transport, stop))
+        run_until_signal(main)
     finally:
         node.close()

@@ -73,6 +73,10 @@ FAULTS: tuple[Fault, ...] = (
           "TS 24.229 5.4.2.1.1 / RFC 6665 4.2.1.2: only the user may subscribe to its registration state"),
     Fault("scscf-regevent-no-change-notify", "scscf",
           "RFC 3680 5.2 / TS 24.229 5.4.2.1.2: a registration change is notified to the subscribers"),
+    Fault("scscf-netdereg-not-notified", "scscf",
+          "TS 24.229 5.4.1.5: a network-initiated de-registration is notified to the subscribed UE (fault: silent)"),
+    Fault("scscf-netdereg-keeps-binding", "scscf",
+          "TS 24.229 5.4.1.5: a network-initiated de-registration removes the bindings (fault: kept)"),
     Fault("scscf-fixed-to-tag", "scscf", "RFC 3261 8.2.6.2 / 19.3: a To tag unique per response (fault: one tag for all)"),
 )
 

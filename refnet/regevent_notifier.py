@@ -141,6 +141,26 @@ class RegEventNotifier:
                 return True
         return False
 
+    # -- network-initiated de-registration (TS 24.229 5.4.1.5) ------------------------------------
+    async def network_deregister(self, impu: str, event: str) -> None:
+        scscf = self.scscf
+        owner = scscf.identities.by_impu(impu)
+        if owner is None:
+            log.info("network de-registration of unknown %s", impu)
+            return
+        aor = next((u for u in owner["impus"] if _same(u, impu)), impu)
+        bindings = scscf.registrations.bindings(aor)
+        gone = {b.key: (b.contact, event) for b in bindings}
+        if not scscf.faults.on("scscf-netdereg-keeps-binding"):
+            scscf.registrations.drop_aor(aor)
+        reason = "rejected" if event == "rejected" else "deactivated"
+        for sub in self.subs.of_aor(aor):
+            if scscf.faults.on("scscf-netdereg-not-notified"):
+                continue
+            self.subs.remove(sub)
+            self._pending.append((sub, f"terminated;reason={reason}", gone))
+        await self.flush()
+
     # -- NOTIFY ----------------------------------------------------------------------------------
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -151,7 +171,9 @@ class RegEventNotifier:
         scscf = self.scscf
         bindings = scscf.registrations.bindings(sub.aor)
         sub.version += 1
-        body = reginfo(sub.aor, sub.reg_id, sub.version - 1, contact_states(bindings, gone), terminated=False)
+        ended = state.startswith("terminated") and bool(gone)  # the registration itself ended
+        bindings = [b for b in bindings if b.key not in gone]
+        body = reginfo(sub.aor, sub.reg_id, sub.version - 1, contact_states(bindings, gone), terminated=ended)
         transport = scscf.cfg.options.core_transport.upper()
         me = scscf.cfg.endpoints["scscf"]
         req, _branch = notify_request(sub, me.host, me.port, transport, scscf.name, body, state)
