@@ -105,7 +105,7 @@ def requested_expires(req: Request) -> int:
     return DEFAULT_EXPIRES
 
 
-# -- the reginfo document (RFC 3680 5.3, 5.4) ------------------------------------------------------
+# -- the reginfo document (RFC 3680 5.1, 5.4) ------------------------------------------------------
 
 @dataclass(frozen=True)
 class ContactState:
@@ -131,7 +131,7 @@ def contact_states(bindings, gone: dict[str, str]) -> list[ContactState]:
 
 
 def _cid(key: str) -> str:
-    """A contact id that stays the same in every NOTIFY (RFC 3680 5.3: id identifies the contact)."""
+    """A contact id that stays the same in every NOTIFY (RFC 3680 5.1: id identifies the contact)."""
     return "c" + hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
@@ -144,7 +144,7 @@ def _contact_parts(contact: str) -> tuple[str, str | None]:
 
 
 def reginfo(aor: str, reg_id: str, version: int, contacts: list[ContactState], terminated: bool) -> bytes:
-    """`<reginfo>` with one `<registration>` (RFC 3680 5.3); state full."""
+    """`<reginfo>` with one `<registration>` (RFC 3680 5.1); state full."""
     ET.register_namespace("", REGINFO_NS)
     root = ET.Element(f"{{{REGINFO_NS}}}reginfo", {"version": str(version), "state": "full"})
     active = any(c.state == "active" for c in contacts)

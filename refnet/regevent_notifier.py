@@ -125,7 +125,7 @@ class RegEventNotifier:
         if expires > 0:
             self.subs.add(sub)
             self._pending.append((sub, f"active;expires={expires}", {}))
-        else:  # a fetch: one NOTIFY, no subscription (RFC 6665 4.4.3)
+        else:  # a fetch: one NOTIFY, no subscription (RFC 6665 4.1.2.3)
             self._pending.append((sub, "terminated;reason=timeout", {}))
         return resp
 

@@ -3,7 +3,7 @@
 - `sip_serve`: wait (bounded) for the next SIP request on an open WebSocket, answer it (200 by
   default, RFC 3261 8.2.6) and return it, so the expectations check what the network sent the UE
   (a reg-event NOTIFY routed back over the flow, RFC 5626 5.3 / RFC 7118 5).
-- `reginfo`: check a registration information document (RFC 3680 5.3) against the RFC 3680 XML
+- `reginfo`: check a registration information document (RFC 3680 5.1) against the RFC 3680 XML
   schema (conformance/schema/reginfo.xsd, with the maintained `xmlschema` library) and return it as
   data for `json:` expectations: `$.valid`, `$.errors`, `$.version`, `$.state`,
   `$.registration[n].state`, `$.registration[n].contact[m].event`, and
