@@ -90,6 +90,7 @@ def cmd_validate(args) -> int:
 # -- list --------------------------------------------------------------------------------------------
 def cmd_list(args) -> int:
     from conformance.model.catalog import load_catalog
+    from conformance.model.phase import phase_of
 
     if _existing(args.catalog, "catalog") is None:
         return EXIT_ERROR
@@ -111,19 +112,19 @@ def cmd_list(args) -> int:
             applicable = "yes" if tc.applicable(profile.pics, profile.pixit) else "n/a"
         covered |= set(tc.flow_steps)
         rows.append((tc.id, tc.sut, tc.kind, ",".join(map(str, sorted(tc.flow_steps))) or "-",
-                     applicable, "; ".join(tc.refs)))
+                     applicable, phase_of(tc.refs, tc.flow_steps), "; ".join(tc.refs)))
     if not rows:
         return _die("no test case matches the selection"
                     + (f" (--sut {', '.join(args.sut)})" if args.sut else "")
                     + (f" (--kind {args.kind})" if args.kind else ""))
+    keys = ("id", "sut", "kind", "flow", "applicable", "phase", "refs")
     if args.json:
-        print(json.dumps([dict(zip(("id", "sut", "kind", "flow", "applicable", "refs"), r)) for r in rows], indent=2))
+        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=2))
     else:
-        widths = [max(len(str(r[i])) for r in rows + [("id", "node", "kind", "steps", "applicable", "")])
-                  for i in range(5)]
-        head = ("id", "node", "kind", "steps", "applicable", "refs")
+        head = ("id", "node", "kind", "steps", "applicable", "phase", "refs")
+        widths = [max(len(str(r[i])) for r in [*rows, head]) for i in range(6)]
         for r in [head, *rows]:
-            print("  ".join(str(c).ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+            print("  ".join(str(c).ljust(w) for c, w in zip(r[:6], widths)) + "  " + r[6])
         negatives = sum(1 for r in rows if r[2] == "negative")
         missing = sorted(set(range(1, 23)) - covered)
         print(f"\n{len(rows)} test cases ({negatives} negative); flow steps covered: "

@@ -519,6 +519,9 @@ def create_app(cfg: NetworkConfig, faults: ActiveFaults, store: Store | None = N
             return jsonify(error="conflict", error_description=str(exc)), 409
         return jsonify(created), 201
 
+    from .operator_deregister import add_admin_route  # network-initiated de-registration (docs/lifecycle.md)
+
+    add_admin_route(app, cfg, store)
     return app
 
 

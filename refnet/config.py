@@ -42,12 +42,23 @@ class Options:
     wsf_url_member: bool = True
     token_lifetime_s: int = 300
     code_lifetime_s: int = 60
+    # registration lifecycle after step 22 (docs/lifecycle.md)
+    reregister_token: str = "every"  # every | first (PICS wsf.reregister_token)
+    ws_close: str = "deregister"  # deregister | expire (PICS wsf.on_ws_close)
+    origin_missing: str = "accept"  # accept | reject (PICS wsf.origin_missing)
+    min_expires_s: int = 2  # the S-CSCF's Min-Expires; short so expiry cases stay fast
+    # origins whose pages may open the WSF's and the 3rdWWS's WebSocket (RFC 6455 10.2); empty =
+    # the 3rdWWS's own origins (by address and by certificate name)
+    allowed_origins: list[str] = field(default_factory=list)
 
     CHOICES = {
         "signalling": ("relay", "direct"),
         "bearer_syntax": ("rfc8898", "ts24371"),
         "verify": ("introspection", "local_jwt"),
         "core_transport": ("udp", "tcp"),
+        "reregister_token": ("every", "first"),
+        "ws_close": ("deregister", "expire"),
+        "origin_missing": ("accept", "reject"),
     }
 
     def check(self) -> None:
@@ -106,6 +117,14 @@ class NetworkConfig:
     @property
     def redirect_uri(self) -> str:
         return self.url("3rdwws", "/oauth/callback")
+
+    @property
+    def web_origins(self) -> set[str]:
+        """Origins allowed to open the SIP WebSockets: the WebRTC application's page (the 3rdWWS)."""
+        if self.options.allowed_origins:
+            return {o.rstrip("/").lower() for o in self.options.allowed_origins}
+        ep = self.endpoints["3rdwws"]
+        return {f"https://{ep.host}:{ep.port}", f"https://{ep.tls_name}:{ep.port}"}
 
     @property
     def wsf_url(self) -> str:

@@ -13,6 +13,7 @@ P-Associated-URI (RFC 7315 4.1), default IMPU first. Bindings live in SQLite (re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import hashlib
@@ -28,6 +29,9 @@ from conformance.codec.sip_uri import UriError, parse_uri, uri_equal
 
 from .config import NetworkConfig
 from .faults import ActiveFaults
+from .pcscf_routing import learn_edge, proxy_request
+from .regevent_notifier import RegEventNotifier
+from .registrar_rules import FIXED_TO_TAG, TooBrief, check_min_expires, fix_to_tag
 from .registrations import ContactUpdate, Identities, OutOfOrder, Registrations
 from .sip_transport import (
     SipTransport,
@@ -59,6 +63,7 @@ class Pcscf:
         me = cfg.endpoints["pcscf"]
         self.name = me.tls_name or f"pcscf.{cfg.home_domain}"
         self.transport = SipTransport(me.host, me.port, self.on_message, "pcscf")
+        self.edges: dict[str, tuple[str, int]] = {}  # WSF name -> address (refnet/pcscf_routing.py)
 
     async def on_message(self, msg: Request | Response, source: Source) -> None:
         if isinstance(msg, Response):
@@ -69,9 +74,8 @@ class Pcscf:
             return
         elif msg.method == "OPTIONS":
             self.transport.reply(source, make_response(msg, 200, "OK", [("Allow", "REGISTER, OPTIONS")]).serialize())
-        else:  # the reference network routes REGISTER only
-            self.transport.reply(source, make_response(msg, 501, "Not Implemented (the reference P-CSCF "
-                                                                "proxies REGISTER only)").serialize())
+        else:  # SUBSCRIBE / NOTIFY of the reg event (docs/lifecycle.md)
+            await proxy_request(self, msg, source)
 
     def _branch(self, req: Request) -> str:
         """RFC 3261 16.11: a stateless proxy derives its branch from the request, so that a
@@ -81,6 +85,7 @@ class Pcscf:
 
     async def forward_register(self, req: Request, source: Source) -> None:
         cfg = self.cfg
+        learn_edge(self.edges, req, source)
         mf = _max_forwards(req)
         if mf is not None and mf <= 0:  # RFC 3261 16.3 item 2
             self.transport.reply(source, make_response(req, 483, "Too Many Hops").serialize())
@@ -165,6 +170,7 @@ class Scscf:
         self.registrations = Registrations(cfg.state / "scscf-registrations.sqlite3")
         self.identities = Identities(cfg.db_path)
         self._answered: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
+        self.regevent = RegEventNotifier(self)  # RFC 3680 (docs/lifecycle.md)
 
     def close(self) -> None:
         self.registrations.close()
@@ -182,17 +188,24 @@ class Scscf:
             self.transport.reply(source, cached[1])
             return
         if msg.method == "REGISTER":
+            before = self.regevent.snapshot(msg)
             resp = self.register(msg, source)
+            self.regevent.after_register(msg, resp, before)
+        elif msg.method == "SUBSCRIBE":
+            resp = self.regevent.subscribe(msg, source)
         elif msg.method == "OPTIONS":
             resp = make_response(msg, 200, "OK", [("Allow", "REGISTER, OPTIONS")])
         else:
-            resp = make_response(msg, 405, "Method Not Allowed", [("Allow", "REGISTER, OPTIONS")])
+            resp = make_response(msg, 405, "Method Not Allowed", [("Allow", "REGISTER, SUBSCRIBE, OPTIONS")])
+        if self.faults.on("scscf-fixed-to-tag"):
+            fix_to_tag(resp, FIXED_TO_TAG)
         data = resp.serialize()
         if source.transport == "UDP":  # over TCP nothing is retransmitted (17.2.2: Timer J is 0)
             self._answered[key] = (now + self.RETRANSMIT_CACHE_S, data)
             if len(self._answered) > self.RETRANSMIT_CACHE_MAX:
                 self._answered.popitem(last=False)
         self.transport.reply(source, data)
+        await self.regevent.flush()  # the NOTIFYs a SUBSCRIBE or a registration change calls for
 
     def _challenge(self, req: Request, why: str) -> Response:
         nonce = base64.b64encode(os.urandom(18)).decode()
@@ -245,6 +258,8 @@ class Scscf:
             bindings = self._update_bindings(req, aor, ident["impi"])
         except _Reject as rej:
             return make_response(req, rej.status, rej.reason)
+        except TooBrief as brief:  # RFC 3261 10.3 step 7: 423 with the minimum
+            return make_response(req, 423, "Interval Too Brief", [("Min-Expires", str(brief.minimum))])
         except OutOfOrder as exc:
             return make_response(req, 500, f"Server Internal Error: {exc}")
         headers = [("Contact", f"{b.contact};expires={b.remaining()}") for b in bindings]
@@ -271,6 +286,8 @@ class Scscf:
         if contacts == ["*"]:
             if default != 0:
                 raise _Reject(400, "Bad Request: Contact * requires Expires: 0")
+            if self.faults.on("scscf-ignore-deregister"):
+                return self.registrations.bindings(aor)
             self.registrations.remove_all(aor, call_id, cseq)
             return []
         if "*" in contacts:
@@ -285,12 +302,28 @@ class Scscf:
             requested = params.pop("expires", None)
             if requested is not None and not _digits(requested):
                 raise _Reject(400, f"Bad Request: Contact expires {requested!r} is not a number")
-            expires = min(int(requested) if requested is not None else default, MAX_EXPIRES)
+            asked = int(requested) if requested is not None else default
+            expires = min(asked, MAX_EXPIRES)
+            if not self.faults.on("scscf-no-min-expires"):
+                check_min_expires(asked, self.cfg.options.min_expires_s)
+            expires = self._lifecycle_faults(expires)
             instance, reg_id = params.get("+sip.instance"), params.get("reg-id")
             key = f"{instance}|{reg_id}" if instance and reg_id else str(na.uri)  # RFC 5626 6
             text = f"<{na.uri}>" + "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
             updates.append(ContactUpdate(key, text, expires))
+        if self.faults.on("scscf-single-binding") and any(u.expires > 0 for u in updates):
+            self.registrations.remove_others(aor, {u.key for u in updates})
         return self.registrations.update(aor, impi, call_id, cseq, paths, updates)
+
+    def _lifecycle_faults(self, expires: int) -> int:
+        """The faults of the lifecycle procedures that change a granted expiry (docs/lifecycle.md)."""
+        if expires == 0:
+            return MAX_EXPIRES if self.faults.on("scscf-ignore-deregister") else 0
+        if self.faults.on("scscf-expires-longer"):
+            return expires + 600
+        if self.faults.on("scscf-keep-expired"):
+            return expires + 3600
+        return expires
 
 
 def _digits(text: str) -> bool:
@@ -330,7 +363,17 @@ def serve_pcscf(cfg: NetworkConfig, faults: ActiveFaults) -> None:
 def serve_scscf(cfg: NetworkConfig, faults: ActiveFaults) -> None:
     """S-CSCF process: binds UDP and TCP on cfg.endpoints["scscf"], blocks until SIGTERM/SIGINT."""
     node = Scscf(cfg, faults)
+
+    async def main(stop):
+        from .operator_deregister import poll
+
+        poller = asyncio.create_task(poll(cfg.db_path, node.regevent.network_deregister, stop))
+        try:
+            await serve_transport("scscf", node.transport, stop)
+        finally:
+            await poller
+
     try:
-        run_until_signal(lambda stop: serve_transport("scscf", node.transport, stop))
+        run_until_signal(main)
     finally:
         node.close()

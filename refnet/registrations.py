@@ -113,6 +113,16 @@ class Registrations:
             self.db.execute("ROLLBACK")
             raise
 
+    def drop_aor(self, aor: str) -> None:
+        """Network-initiated de-registration: every binding of the AOR goes, whatever its Call-ID."""
+        self.db.execute("DELETE FROM bindings WHERE aor = ?", (aor,))
+
+    def remove_others(self, aor: str, keep: set[str]) -> None:
+        """Fault scscf-single-binding only: every binding of the AOR but `keep` goes."""
+        for (key,) in self.db.execute("SELECT key FROM bindings WHERE aor = ?", (aor,)).fetchall():
+            if key not in keep:
+                self.db.execute("DELETE FROM bindings WHERE aor = ? AND key = ?", (aor, key))
+
     def _check_order(self, aor: str, key: str, call_id: str, cseq: int) -> None:
         row = self.db.execute("SELECT call_id, cseq FROM bindings WHERE aor = ? AND key = ?",
                               (aor, key)).fetchone()

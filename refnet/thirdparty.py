@@ -296,6 +296,9 @@ class ThirdParty:
         sess = self.session(request)
         if sess is None or sess.token is None:
             return self.need_login()
+        refused = self.foreign_origin(request)
+        if refused is not None:
+            return refused
         ws = web.WebSocketResponse(protocols=("sip",), max_msg_size=MAX_MSG, autoping=True)
         ready = ws.can_prepare(request)
         if not ready.ok:
@@ -304,6 +307,7 @@ class ThirdParty:
             return _page("Bad request", "<p>Sec-WebSocket-Protocol must offer sip (RFC 7118)</p>", 400)
         try:  # step 13, before accepting the UE: a failure is an HTTP error, not a dead socket
             upstream = await self.http.ws_connect(sess.wsf_url, protocols=("sip",), max_msg_size=MAX_MSG,
+                                                  origin=self.cfg.url("3rdwws"),  # our page's origin
                                                   timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("WSS to the WSF %s failed: %s", sess.wsf_url, exc)
@@ -318,6 +322,17 @@ class ThirdParty:
             await upstream.close()
             await ws.close()
         return ws
+
+    def foreign_origin(self, request):
+        """RFC 6455 10.2: the session cookie goes with any page's handshake, so only pages of this
+        application may open the SIP WebSocket (cross-site WebSocket hijacking). A handshake without
+        Origin comes from no browser page and is judged by its cookie alone."""
+        origin = request.headers.get("Origin")
+        if origin is None or self.faults.on("3rdwws-accept-foreign-origin"):
+            return None
+        if origin.strip().rstrip("/").lower() in self.cfg.web_origins:
+            return None
+        return _page("Forbidden", "<p>this Origin may not open the SIP WebSocket (RFC 6455 10.2)</p>", 403)
 
     async def relay(self, ue: web.WebSocketResponse, wsf: aiohttp.ClientWebSocketResponse, sess: Session):
         syntax = self.cfg.options.bearer_syntax

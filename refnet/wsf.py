@@ -42,6 +42,7 @@ from conformance.codec.sip_uri import SipUri, UriError, parse_uri, uri_equal
 from . import pki
 from .config import NetworkConfig
 from .faults import ActiveFaults
+from .lifecycle import FlowRegistration, deregistration, origin_refusal, record_success
 from .sip_transport import (
     MAX_MESSAGE,
     SipTransport,
@@ -52,6 +53,7 @@ from .sip_transport import (
     run_until_signal,
 )
 from .store import Store
+from .wsf_routing import FlowRouter
 
 log = logging.getLogger("refnet.wsf")
 
@@ -216,6 +218,7 @@ class Flow:
     token: str
     ws: ServerConnection
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_INFLIGHT_PER_FLOW))
+    reg: FlowRegistration = field(default_factory=FlowRegistration)  # docs/lifecycle.md
 
     async def send(self, data: bytes) -> None:
         try:
@@ -237,6 +240,8 @@ class ClientTransaction:
     request: Request  # as received from the UE, for a locally generated 408/503
     data: bytes
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    forwarded: Request | None = None  # the REGISTER as sent to the P-CSCF, and whose identity
+    ident: Identity | None = None
 
     def cancel(self) -> None:
         for t in self.timers:
@@ -255,6 +260,7 @@ class Wsf:
         self.core = SipTransport(me.host, 0, self.on_core_message, "wsf")
         self.transactions: dict[str, ClientTransaction] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.router = FlowRouter(self)  # requests over the flow both ways (docs/lifecycle.md)
 
     # -- WebSocket side ------------------------------------------------------------------------
     def select_subprotocol(self, _conn: ServerConnection, offered) -> str | None:
@@ -268,12 +274,21 @@ class Wsf:
     def process_request(self, conn: ServerConnection, request):
         if urlsplit(request.path).path != "/sip":
             return conn.respond(HTTPStatus.NOT_FOUND, "Not Found: SIP over WebSocket is at /sip\n")
-        return None
+        return self.check_origin(conn, request)
+
+    def check_origin(self, conn: ServerConnection, request):
+        """RFC 6455 10.2: pages of the WebRTC application (and of the WSF itself) only."""
+        me = self.cfg.endpoints["wsf"]
+        allowed = self.cfg.web_origins | {f"https://{me.host}:{me.port}", f"https://{self.name}:{me.port}"}
+        why = origin_refusal(request.headers.get("Origin"), allowed, self.cfg.options.origin_missing,
+                             self.faults.on("wsf-accept-foreign-origin"))
+        return conn.respond(HTTPStatus.FORBIDDEN, why) if why else None
 
     async def handle(self, ws: ServerConnection) -> None:
         # Responses find their flow through the client transaction (by branch), so the flow token
         # only has to be unique; a terminating request would look it up from the Path's user part.
         flow = Flow(secrets.token_hex(8), ws)
+        self.router.flows[flow.token] = flow
         try:
             async for message in ws:
                 data = message.encode("utf-8") if isinstance(message, str) else message
@@ -283,6 +298,24 @@ class Wsf:
                 task.add_done_callback(lambda t: (self._tasks.discard(t), flow.slots.release()))
         except ConnectionClosed:
             pass
+        self.router.flows.pop(flow.token, None)
+        await self.on_flow_closed(flow)
+
+    async def on_flow_closed(self, flow: Flow) -> None:
+        """The WebSocket closed or was lost (PICS wsf.on_ws_close): de-register what the flow holds,
+        or leave the bindings to expire at the S-CSCF."""
+        if self.cfg.options.ws_close != "deregister" or self.faults.on("wsf-keep-binding-on-close"):
+            return
+        reg = flow.reg
+        for (aor, _uri), contact in list(reg.bindings.items()):
+            req = deregistration(aor, contact, reg.impi or "", self.cfg.home_domain,
+                                 f"{secrets.token_hex(12)}@{self.name}")
+            req.headers.prepend("Max-Forwards", "70")
+            transport = self.cfg.options.core_transport.upper()
+            branch = f"z9hG4bK{secrets.token_hex(10)}"
+            req.headers.prepend("Via", f"SIP/2.0/{transport} {self.core.host}:{self.core.port};branch={branch};rport")
+            await self.send_to_pcscf(flow, req, req.copy(), branch, transport)
+        reg.bindings.clear()
 
     async def on_ws_message(self, flow: Flow, data: bytes) -> None:
         msg = None
@@ -294,13 +327,15 @@ class Wsf:
             if msg is None:  # nothing to answer: RFC 6455 7.4.1 1007, data not consistent with the type
                 await flow.ws.close(1007, "not a SIP message")
                 return
-            if isinstance(msg, Response) or msg.method == "ACK":
-                return  # no request of ours goes to the UE, so nothing to match
+            if isinstance(msg, Response):
+                self.router.response_from_ue(msg)  # to a NOTIFY the WSF delivered over the flow
+                return
+            if msg.method == "ACK":
+                return
             if msg.method == "REGISTER":
                 await self.register(flow, msg)
             else:
-                await flow.send(make_response(msg, 501, "Not Implemented (the reference WSF relays REGISTER "
-                                                         "only)").serialize())
+                await self.router.request_from_ue(flow, msg)
         except Exception as exc:
             log.exception("WSF failed on a message from flow %s", flow.token)
             if isinstance(msg, Request) and msg.method != "ACK":
@@ -318,13 +353,17 @@ class Wsf:
         return [("WWW-Authenticate", value)]
 
     async def register(self, flow: Flow, req: Request) -> None:
-        cfg, faults = self.cfg, self.faults
+        faults = self.faults
         mf_text = req.headers.get("Max-Forwards")
         mf = int(mf_text) if mf_text is not None else 70
         if mf <= 0:  # RFC 3261 16.3 item 2
             await self.answer(flow, req, 483, "Too Many Hops")
             return
         present, token = bearer_token(req)
+        reuse = self.flow_identity(flow, present)
+        if reuse is not None:
+            await self.forward_register(flow, req, reuse, mf)
+            return
         if not present:
             if faults.on("wsf-no-challenge"):
                 await self.answer(flow, req, 403, "Forbidden (no access token)")
@@ -351,6 +390,22 @@ class Wsf:
         if not ident.impi or not ident.impus:
             await self.answer(flow, req, 403, "Forbidden (no IMS identity is mapped to this token)")
             return
+        await self.forward_register(flow, req, ident, mf)
+
+    def flow_identity(self, flow: Flow, token_present: bool) -> Identity | None:
+        """The identity of an earlier REGISTER on this flow, when this one may go without a (checked)
+        token: PICS wsf.reregister_token = first, or one of the faults that break `every`."""
+        reg = flow.reg
+        if not reg.registered or self.faults.on("wsf-flow-identity-lost"):
+            return None
+        tokenless_ok = self.cfg.options.reregister_token == "first" or self.faults.on("wsf-reregister-tokenless")
+        if (not token_present and tokenless_ok) or (token_present and self.faults.on("wsf-reregister-unverified")):
+            return Identity(reg.sub, reg.impi, list(reg.impus))
+        return None
+
+    async def forward_register(self, flow: Flow, req: Request, ident: Identity, mf: int) -> None:
+        cfg, faults = self.cfg, self.faults
+        to = parse_name_addr(req.headers.get("To"))
         # To names the Web ID (sip.client_aor = web_id) or one of the mapped IMPUs (= impu)
         to_is_web_id = (isinstance(to.uri, SipUri) and to.uri.user is not None and ident.sub is not None
                         and f"{to.uri.user_decoded}@{to.uri.host}".lower() == ident.sub.lower())
@@ -382,12 +437,13 @@ class Wsf:
         if not faults.on("wsf-no-path"):
             # RFC 5626 5.1 / RFC 7118 5: a Path naming this flow, with ob (outbound edge proxy)
             h.prepend("Path", f"<sip:{flow.token}@{self.name};lr;ob>")
-        await self.send_to_pcscf(flow, req, fwd, branch, transport)
+        await self.send_to_pcscf(flow, req, fwd, branch, transport, ident)
 
-    async def send_to_pcscf(self, flow: Flow, req: Request, fwd: Request, branch: str, transport: str) -> None:
+    async def send_to_pcscf(self, flow: Flow, req: Request, fwd: Request, branch: str, transport: str,
+                            ident: Identity | None = None) -> None:
         pcscf = self.cfg.endpoints["pcscf"]
         data = fwd.serialize()
-        txn = ClientTransaction(flow, req, data)
+        txn = ClientTransaction(flow, req, data, forwarded=fwd, ident=ident)
         self.transactions[branch] = txn
         loop = asyncio.get_running_loop()
         txn.timers.append(loop.call_later(TIMER_F, self._timeout, branch))
@@ -423,9 +479,8 @@ class Wsf:
     # -- core side -----------------------------------------------------------------------------
     async def on_core_message(self, msg: Request | Response, source: Source) -> None:
         if isinstance(msg, Request):
-            if msg.method != "ACK":  # terminating requests over the flow are not part of the binding
-                self.core.reply(source, make_response(msg, 501, "Not Implemented (the reference WSF "
-                                                                "routes no requests to UEs)").serialize())
+            if msg.method != "ACK":  # over the flow its Route names (RFC 5626 5.3, RFC 7118 5)
+                await self.router.request_from_core(msg, source)
             return
         branch = msg.branch  # parsed from the top Via on every access: once is enough
         txn = self.transactions.get(branch or "")
@@ -437,6 +492,8 @@ class Wsf:
         if msg.status >= 200:
             self.transactions.pop(branch, None)
             txn.cancel()
+            if txn.ident is not None and txn.forwarded is not None:  # what the flow now holds
+                record_success(txn.flow.reg, txn.forwarded, msg, txn.ident)
         else:  # provisional: stop retransmitting, keep waiting for the final response
             for t in txn.timers[1:]:
                 t.cancel()

@@ -56,6 +56,17 @@ KNOWN_PICS: dict[str, PicsOption] = {o.name: o for o in (
     PicsOption("core.transport", ("udp", "tcp"), "udp", "SIP transport between WSF, P-CSCF and S-CSCF"),
     PicsOption("core.separate_icscf", (True, False), False,
                "the I-CSCF is a node of its own rather than combined with the S-CSCF"),
+    # -- registration lifecycle after step 22 (docs/lifecycle.md) --
+    PicsOption("wsf.reregister_token", ("every", "first"), "every",
+               "every: each REGISTER (refresh, de-registration) carries the access token and the WSF "
+               "verifies it again (RFC 8898 2.1); first: the WSF binds the identity to the WebSocket "
+               "flow at the first REGISTER and accepts later REGISTERs on that flow without a token"),
+    PicsOption("wsf.on_ws_close", ("deregister", "expire"), "deregister",
+               "deregister: when the WebSocket closes or is lost the WSF de-registers its bindings at "
+               "once (no zombie binding); expire: the binding stays until its registration expires"),
+    PicsOption("wsf.origin_missing", ("accept", "reject"), "accept",
+               "a WebSocket handshake without Origin (a non-browser client, RFC 6455 4.1) is accepted, "
+               "or refused with 403 like a foreign Origin"),
 )}
 
 VENDOR_PREFIX = "x-"  # profiles may add vendor options named x-...; test cases cannot select on them

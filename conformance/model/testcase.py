@@ -36,7 +36,7 @@ from conformance.run.templating import (
 )
 
 ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect", "forge_token",
-           "wait", "use")
+           "wait", "sip_serve", "reginfo", "use")
 SUBJECTS = ("status", "header", "json", "jwt", "body", "html_form", "cookie", "method", "request_uri",
             "ws_closed", "subprotocol", "nothing", "reason")
 QUALIFIERS = ("index", "param", "uri_param", "query", "fragment", "claim", "jwt_header", "signature", "field",

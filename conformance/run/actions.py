@@ -26,7 +26,7 @@ from conformance.run.deadline import Deadline
 from conformance.run.state import CaseState
 
 ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect",
-           "forge_token", "wait")
+           "forge_token", "wait", "sip_serve", "reginfo")
 
 
 class StepError(Exception):
@@ -228,7 +228,9 @@ def _closed_while_sending(conn, env: ActionEnv, exc: Exception):
 
 def _ws_close(spec: dict, state: CaseState, env: ActionEnv):
     conn = state.ws.pop(spec.get("name", "ws"), None)
-    if conn is not None:
+    if conn is not None and spec.get("abort"):  # lost, not closed: the peer sees the TCP end only
+        conn.abort()
+    elif conn is not None:
         conn.close(spec.get("code", 1000))
     return Nothing(0.0)
 
@@ -337,8 +339,15 @@ def _wait(spec: dict, state: CaseState, env: ActionEnv):
     return Nothing(ms)
 
 
+def _lifecycle_handlers() -> dict:
+    from conformance.run.lifecycle_actions import HANDLERS
+
+    return HANDLERS
+
+
 _HANDLERS = {
     "http": _http, "oauth": _oauth, "ws_connect": _ws_connect, "ws_send": _ws_send, "ws_close": _ws_close,
     "sip_send": _sip_send, "sip_expect": _sip_expect, "forge_token": _forge_token, "wait": _wait,
 }
+_HANDLERS.update(_lifecycle_handlers())  # sip_serve, reginfo (conformance/run/lifecycle_actions.py)
 assert set(_HANDLERS) == set(ACTIONS)

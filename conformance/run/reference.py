@@ -42,7 +42,11 @@ def network_config(profile):
                         verify=pics.get("wsf.verify", "introspection"),
                         core_transport=pics.get("core.transport", "udp"),
                         wsf_url_member=bool(pics.get("token.wsf_url_member", True)),
-                        token_lifetime_s=int(ref.get("token_lifetime_s", 300))),
+                        token_lifetime_s=int(ref.get("token_lifetime_s", 300)),
+                        reregister_token=pics.get("wsf.reregister_token", "every"),
+                        ws_close=pics.get("wsf.on_ws_close", "deregister"),
+                        origin_missing=pics.get("wsf.origin_missing", "accept"),
+                        min_expires_s=int(ref.get("min_expires_s", 2))),
         faults=list(ref.get("faults") or []),
     )
     users = profile.pixit.get("users", {}).get("provisioning") or {}

@@ -35,15 +35,20 @@ DOC = REPO / "docs" / "fault-matrix.md"
 
 # Network options (PICS) under which the catalog is run; the first is the default.
 VARIANTS: dict[str, dict] = {
-    "relay": {},
+    # short-lived tokens: the lifecycle cases wait for one to expire (docs/lifecycle.md)
+    "relay": {"token_lifetime_s": 8},
     "direct": {"signalling": "direct"},
     # short-lived tokens, so a case can wait for one to expire (wsf-accept-expired)
     "local_jwt": {"verify": "local_jwt", "token_lifetime_s": 5},
     "tcp": {"core_transport": "tcp"},
     "ts24371": {"signalling": "direct", "bearer_syntax": "ts24371"},
+    # the other answers of the lifecycle PICS (wsf.reregister_token, on_ws_close, origin_missing)
+    "lifecycle_alt": {"token_lifetime_s": 8, "reregister_token": "first", "ws_close": "expire",
+                      "origin_missing": "reject"},
 }
 # A fault that only exists under some options runs there.
-FAULT_VARIANT = {"wsf-accept-expired": "local_jwt"}
+FAULT_VARIANT = {"wsf-accept-expired": "local_jwt", "wsf-flow-identity-lost": "lifecycle_alt",
+                 "scscf-keep-expired": "lifecycle_alt", "wsf-accept-foreign-origin": "lifecycle_alt"}
 
 
 @dataclass

@@ -28,6 +28,8 @@ def profile_dict(net, **pics_overrides) -> dict:
         "signalling.path": o.signalling, "token.format": "jwt", "token.wsf_url_member": o.wsf_url_member,
         "sip.bearer_syntax": o.bearer_syntax, "sip.client_aor": "web_id", "wsf.verify": o.verify,
         "core.transport": o.core_transport, "core.separate_icscf": False,
+        "wsf.reregister_token": o.reregister_token, "wsf.on_ws_close": o.ws_close,
+        "wsf.origin_missing": o.origin_missing,
     }
     pics.update(pics_overrides)
     return {
@@ -57,6 +59,9 @@ def profile_dict(net, **pics_overrides) -> dict:
             "capture": {"enabled": True, "interfaces": ["lo"], "settle_ms": 300},
             "users": {"provisioning": {"url": https("as", "/admin/users"), "token": cfg.admin_token},
                       "fixtures": fixtures},
+            "lifecycle": {"min_expires": o.min_expires_s, "expiry_wait_ms": o.min_expires_s * 1000 + 1500,
+                          "allowed_origin": https("3rdwws"), "deregister_url": https("as", "/admin/deregister"),
+                          "deregister_token": cfg.admin_token},
             "timeouts": {"step_ms": 5000, "connect_ms": 3000},
             # the limits the reference WSF and P-CSCF enforce (no requirement fixes them)
             "limits": {"wsf_max_ws_message_bytes": MAX_MESSAGE, "pcscf_max_sip_message_bytes": MAX_MESSAGE},

@@ -304,7 +304,17 @@ def _state_unchecked(h, net):
     assert r.status_code == 303 and r.headers["Location"] == "/webrtc/app"
 
 
-TP_FAULT_CHECKS = {"3rdwws-no-pkce": _no_pkce, "3rdwws-state-unchecked": _state_unchecked}
+def _foreign_origin_accepted(h, net):
+    """RFC 6455 10.2 (docs/lifecycle.md): a foreign page's handshake gets past the Origin check
+    (here to the missing WSF: 502) instead of 403."""
+    s, _ = logged_in_app(h, net)
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        ue_websocket(net, s, subprotocols=["sip"], origin="https://attacker.example")
+    assert refused.value.status_code == 502
+
+
+TP_FAULT_CHECKS = {"3rdwws-no-pkce": _no_pkce, "3rdwws-state-unchecked": _state_unchecked,
+                   "3rdwws-accept-foreign-origin": _foreign_origin_accepted}
 
 
 def test_every_3rdwws_fault_has_a_check():

@@ -194,9 +194,14 @@ class FakeCscf:
         self.sock.close()
 
 
+# The fake P-CSCF sees only what a test expects: with the default wsf.on_ws_close = deregister the
+# WSF's de-registrations of closed WebSockets (docs/lifecycle.md) would come in between.
+FAKE_CORE = {"ws_close": "expire"}
+
+
 @pytest.fixture(scope="module")
 def wsf_net(refnet_factory):
-    return refnet_factory(nodes=WSF_SIDE)
+    return refnet_factory(nodes=WSF_SIDE, **FAKE_CORE)
 
 
 @pytest.fixture
@@ -409,7 +414,7 @@ def test_not_sip_closes_1007(wsf_net):
 # -- local_jwt mode and the TCP core -------------------------------------------------------------
 
 def test_local_jwt_mode(refnet_factory):
-    net = refnet_factory(nodes=WSF_SIDE, verify="local_jwt", token_lifetime_s=2)
+    net = refnet_factory(nodes=WSF_SIDE, verify="local_jwt", token_lifetime_s=2, **FAKE_CORE)
     ep = net.cfg.endpoints["pcscf"]
     fake = FakeCscf(ep.host, ep.port)
     try:
@@ -433,7 +438,7 @@ def test_local_jwt_mode(refnet_factory):
 
 
 def test_tcp_core(refnet_factory):
-    net = refnet_factory(nodes=WSF_SIDE, core_transport="tcp")
+    net = refnet_factory(nodes=WSF_SIDE, core_transport="tcp", **FAKE_CORE)
     ep = net.cfg.endpoints["pcscf"]
     fake = FakeCscf(ep.host, ep.port, tcp=True)
     try:
@@ -463,7 +468,7 @@ def test_udp_core_retransmits(wsf_net, pcscf):
 # -- the WSF faults: each one observable ---------------------------------------------------------
 
 def _fault_net(refnet_factory, fault, **options):
-    net = refnet_factory(nodes=WSF_SIDE, faults=[fault], **options)
+    net = refnet_factory(nodes=WSF_SIDE, faults=[fault], **(FAKE_CORE | options))
     ep = net.cfg.endpoints["pcscf"]
     return net, FakeCscf(ep.host, ep.port)
 

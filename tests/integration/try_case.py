@@ -37,12 +37,19 @@ def main() -> int:
     p.add_argument("--core-transport", default="udp")
     p.add_argument("--token-lifetime", type=int, default=300, help="access token lifetime (s) of the AS")
     p.add_argument("--pics", action="append", default=[], help="extra PICS answer NAME=VALUE")
+    p.add_argument("--opt", action="append", default=[],
+                   help="another network option NAME=VALUE of refnet.config.Options (e.g. ws_close=expire)")
     p.add_argument("--no-capture", action="store_true")
     a = p.parse_args()
+    more = {}
+    for kv in a.opt:
+        k, v = kv.split("=", 1)
+        more[k] = int(v) if v.isdigit() else v
     d = Path(tempfile.mkdtemp(prefix="try-case-"))
     cfg = NetworkConfig(str(d / "state"), endpoints=free_endpoints(prefer_defaults=False), faults=a.fault,
                         options=Options(signalling=a.signalling, verify=a.verify, bearer_syntax=a.bearer_syntax,
-                                        core_transport=a.core_transport, token_lifetime_s=a.token_lifetime))
+                                        core_transport=a.core_transport, token_lifetime_s=a.token_lifetime,
+                                        **more))
     net = start(cfg)
     worst = 0
     factory = None

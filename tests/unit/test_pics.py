@@ -97,6 +97,9 @@ def test_known_pics_match_binding():
         "wsf.verify": ("introspection", "local_jwt"),
         "core.transport": ("udp", "tcp"),
         "core.separate_icscf": (True, False),
+        "wsf.reregister_token": ("every", "first"),
+        "wsf.on_ws_close": ("deregister", "expire"),
+        "wsf.origin_missing": ("accept", "reject"),
     }
     assert all(o.default in o.values and o.description for o in KNOWN_PICS.values())
 

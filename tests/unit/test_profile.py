@@ -63,6 +63,7 @@ def test_reference_profile(tmp_path: Path, monkeypatch):
         "pixit.users.fixtures.alice.tp_password": "jane-pw",
         "pixit.users.fixtures.bob.password": "bob-pw",
         "pixit.users.fixtures.bob.tp_password": "joe-pw",
+        "pixit.lifecycle.deregister_token": "refnet-admin-token",
     }
     assert p.redactor is p.redactor
     assert p.redactor.text("client_secret=thirdparty-webrtc-app-secret") == \

@@ -136,7 +136,7 @@ def test_shorthand_with_operator_and_missing_action(tmp_path: Path):
         """)
     assert got == [
         (8, 5, "a step needs one action: one of http, oauth, ws_connect, ws_send, ws_close, sip_send, sip_expect, "
-               "forge_token, wait, use"),
+               "forge_token, wait, sip_serve, reginfo, use"),
         (10, 34, "unknown key 'subprotocol'; did you mean 'subprotocols'?"),
         (12, 9, "status: <value> already compares; to use an operator write 'status: true'"),
         (17, 9, "'field' cannot be used with subject cookie"),

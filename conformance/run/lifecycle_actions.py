@@ -1,0 +1,114 @@
+"""Actions of the registration lifecycle (docs/lifecycle.md, docs/format.md).
+
+- `sip_serve`: wait (bounded) for the next SIP request on an open WebSocket, answer it (200 by
+  default, RFC 3261 8.2.6) and return it, so the expectations check what the network sent the UE
+  (a reg-event NOTIFY routed back over the flow, RFC 5626 5.3 / RFC 7118 5).
+- `reginfo`: check a registration information document (RFC 3680 5.1) against the RFC 3680 XML
+  schema (conformance/schema/reginfo.xsd, with the maintained `xmlschema` library) and return it as
+  data for `json:` expectations: `$.valid`, `$.errors`, `$.version`, `$.state`,
+  `$.registration[n].state`, `$.registration[n].contact[m].event`, and
+  `$.contacts_by_instance['<urn:uuid:...>'].state` (every contact of every registration by its
+  +sip.instance, since a document lists contacts in no particular order).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conformance.codec import sip
+from conformance.events import Nothing, SipReceived
+
+XSD = Path(__file__).resolve().parents[1] / "schema" / "reginfo.xsd"
+NS = "{urn:ietf:params:xml:ns:reginfo}"
+MAX_ERRORS = 5
+
+
+def sip_serve(spec: dict, state, env):
+    from conformance.run.actions import StepError, _conn, _receive
+
+    name = spec.get("name", "ws")
+    conn = _conn(state, name)
+    deadline = time.monotonic() + env.timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return Nothing(env.timeout_s * 1000.0)
+        event = _receive(conn, _Bounded(env, left), "ws")
+        if not isinstance(event, SipReceived):
+            return event  # silence, a close or garbage: the expectations judge it
+        if event.message.is_request:
+            break
+        # a stray response (e.g. a late answer to an earlier request) is not what we wait for
+    req = event.message
+    status = int(spec.get("status", 200))
+    if req.method != "ACK":
+        resp = sip.make_response(req, status, spec.get("reason"), to_tag=sip.new_tag())
+        data = resp.serialize()
+        env.reporter.attach_sip("sent", data)
+        try:
+            conn.send_text(data.decode("utf-8", "surrogateescape"))
+        except ConnectionError as exc:
+            raise StepError(f"sip_serve: the connection {name!r} closed before the answer: {exc}") from exc
+    return event
+
+
+class _Bounded:
+    """The action environment with a shorter timeout (what is left of the step's)."""
+
+    def __init__(self, env, timeout_s: float):
+        self._env, self.timeout_s = env, timeout_s
+
+    def __getattr__(self, item):
+        return getattr(self._env, item)
+
+
+@functools.lru_cache(maxsize=1)
+def _schema():
+    import xmlschema
+
+    return xmlschema.XMLSchema(str(XSD))
+
+
+def reginfo(spec: dict, state, env) -> dict:
+    text = spec.get("body") or ""
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    env.reporter.attach_bytes("reginfo document", data)
+    result: dict = {"valid": False, "errors": [], "version": None, "state": None, "registration": [],
+                    "contacts_by_instance": {}}
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        result["errors"] = [f"not well-formed XML: {exc}"]
+        return result
+    errors = [str(e.reason or e.message) for e in _schema().iter_errors(data.decode("utf-8", "replace"))]
+    result["errors"] = errors[:MAX_ERRORS]
+    result["valid"] = not errors and root.tag == f"{NS}reginfo"
+    result["version"] = _int(root.get("version"))
+    result["state"] = root.get("state")
+    for reg in root.findall(f"{NS}registration"):
+        entry = {"aor": reg.get("aor"), "id": reg.get("id"), "state": reg.get("state"), "contact": []}
+        for c in reg.findall(f"{NS}contact"):
+            uri = c.find(f"{NS}uri")
+            instance = next((p.text for p in c.findall(f"{NS}unknown-param") if p.get("name") == "+sip.instance"),
+                            None)
+            contact = {"id": c.get("id"), "state": c.get("state"), "event": c.get("event"),
+                       "expires": _int(c.get("expires")), "uri": uri.text if uri is not None else None,
+                       "instance": instance}
+            entry["contact"].append(contact)
+            if instance:
+                result["contacts_by_instance"][instance.strip('"')] = contact
+        result["registration"].append(entry)
+    return result
+
+
+def _int(text):
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+HANDLERS = {"sip_serve": sip_serve, "reginfo": reginfo}
