@@ -213,10 +213,13 @@ class BrowserUe:
         with real key strokes, the rest (hidden fields, consent choice) set to `entries`, then press
         the submit control that `entries` names (or the form's default one)."""
         form = self.page.locator("form").nth(form_index)
+        keyed = []  # the fields a person types into; everything else is set like the page would
         for name, value in typed.items():
-            field_ = form.locator(f'input[name="{name}"]:not([type=hidden]):visible')
+            field_ = form.locator(f'input[name="{name}"]:not([type=hidden]):not([type=radio])'
+                                  ':not([type=checkbox]):not([type=submit]):visible')
             if field_.count():
                 field_.first.fill(value)
+                keyed.append(name)
         script = """([index, entries, typed]) => {
           const form = document.forms[index], want = {};
           for (const [n, v] of entries) (want[n] = want[n] || []).push(v);
@@ -238,7 +241,7 @@ class BrowserUe:
           }
           form.requestSubmit(submitter || undefined);
         }"""
-        return self._navigated(lambda: self.page.evaluate(script, [form_index, entries, list(typed)]), timeout_s)
+        return self._navigated(lambda: self.page.evaluate(script, [form_index, entries, keyed]), timeout_s)
 
     def open_page_with_form(self, url: str, timeout_s: float) -> str:
         """For a POST the test case sends as a form: the page whose form posts there (the site's

@@ -62,12 +62,13 @@ def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
             html = browser.page.content()
             try:
                 form = find_form(html, ffp.get("select"))
-                _, _, entries = fill_form(html, ffp.get("select"), ffp.get("fields") or {})
+                fields = _form_fields(form, ffp, env.profile)
+                _, _, entries = fill_form(html, ffp.get("select"), fields)
             except LookupError as exc:
                 prev = state.last_http
                 return HttpExchange(method="(form)", url=prev.url if prev else "", status=None,
                                     reason=f"no form: {exc}", body=html.encode())
-            typed = {k: str(v) for k, v in (ffp.get("fields") or {}).items() if v is not None}
+            typed = {k: str(v) for k, v in fields.items() if v is not None and not isinstance(v, list | tuple)}
             exchange = browser.submit_form(parse_forms(html).index(form), entries, typed, env.timeout_s)
         elif method == "POST" and "form" in spec:
             url = spec["url"]
@@ -88,6 +89,20 @@ def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
     state.last_http = exchange
     env.reporter.attach_http(exchange)
     return exchange
+
+
+def _form_fields(form, ffp: dict, profile) -> dict:
+    """The fields form_from_previous sets: `fields`, over what `sign_in` discovers in the form
+    (conformance/run/sign_in.py, where the catalog uses it) from pixit.authorization_ui."""
+    fields = dict(ffp.get("fields") or {})
+    if ffp.get("sign_in") is None:
+        return fields
+    try:
+        from conformance.run import sign_in
+    except ImportError as exc:
+        raise StepError(f"form_from_previous.sign_in needs conformance.run.sign_in: {exc}") from exc
+    ui = profile.pixit.get("authorization_ui") or {}
+    return sign_in.sign_in_fields(form, ui, ffp["sign_in"]) | fields
 
 
 def _ws_connect(spec: dict, state: CaseState, env: ActionEnv):
