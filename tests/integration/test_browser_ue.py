@@ -35,6 +35,8 @@ class Recorder(NullReporter):
 def run_in_browser(net, tmp_path, case: str, capture=True, **pics):
     doc = profile_dict(net, **pics)
     doc["pixit"]["ue"]["mode"] = "browser"
+    # a browser on a busy 2-core machine: a wider bound per step (a deadline, not a measurement)
+    doc["pixit"]["timeouts"]["step_ms"] = 15000
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(doc))
     profile = load_profile(path)
