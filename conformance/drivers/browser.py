@@ -69,6 +69,7 @@ def _nss_home(ca_file: str | None) -> Path:
                 ["certutil", "-A", "-n", "ims-conformance-ca", "-t", "C,,", "-i", str(ca_file), "-d", f"sql:{db}"]):
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
         if done.returncode != 0:
+            shutil.rmtree(home, ignore_errors=True)
             raise BrowserUnavailable(f"{' '.join(cmd[:2])}: {done.stderr.strip() or done.stdout.strip()}")
     return home
 
@@ -205,6 +206,7 @@ class BrowserUe:
         return self._navigated(lambda: self.page.goto(url, wait_until="commit"), timeout_s)
 
     def follow(self, location_url: str, timeout_s: float) -> HttpExchange:
+        """`follow: location`: the browser has followed it already (the next hop), or opens it."""
         return self.get(location_url, timeout_s)
 
     def submit_form(self, form_index: int, entries: list[tuple[str, str]], typed: dict[str, str],
@@ -309,12 +311,12 @@ class BrowserUe:
             self._cookies = self.cookie_values()
         except Exception:  # noqa: BLE001 - a browser that died keeps no cookies
             self._cookies = []
-        for closer in (getattr(self, "browser", None), ):
-            try:
-                if closer is not None:
-                    closer.close()
-            except Exception:  # noqa: BLE001 - closing must never mask the verdict
-                pass
+        browser = getattr(self, "browser", None)
+        try:
+            if browser is not None:
+                browser.close()
+        except Exception:  # noqa: BLE001 - closing must never mask the verdict
+            pass
         try:
             self._pw.stop()
         except Exception:  # noqa: BLE001
