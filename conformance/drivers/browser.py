@@ -79,7 +79,9 @@ def _headers(items) -> list[tuple[str, str]]:
 
 
 class BrowserUe:
-    def __init__(self, *, ca_file: str | None, keylog: Path, executable: str = CHROMIUM):
+    def __init__(self, *, ca_file: str | None, keylog: Path, executable: str = CHROMIUM,
+                 clock=time.monotonic):
+        self.clock = clock  # injected: every wait below is measured with it
         try:
             from playwright.sync_api import sync_playwright
         except ImportError as exc:
@@ -157,12 +159,12 @@ class BrowserUe:
         self.page.wait_for_timeout(max(1, int(seconds * 1000)))
 
     def _wait(self, ready, timeout_s: float):
-        deadline = time.monotonic() + timeout_s
+        deadline = self.clock() + timeout_s
         while True:
             found = ready()
-            if found is not None or time.monotonic() >= deadline:
+            if found is not None or self.clock() >= deadline:
                 return found
-            self._pump(min(POLL_S, max(0.001, deadline - time.monotonic())))
+            self._pump(min(POLL_S, max(0.001, deadline - self.clock())))
 
     # -- HTTP: what the user does in the page ------------------------------------------------------
     def _take(self, url: str | None = None, method: str = "GET") -> HttpExchange | None:
@@ -276,7 +278,7 @@ class BrowserUe:
     def sip_exchange(self, url: str, method: str, timeout_s: float):
         """The request `method` the page's client sent on its WebSocket to `url` and the final
         response to it: (raw request or None, SipReceived | Garbage | Nothing)."""
-        started = time.monotonic()
+        started = self.clock()
         sock = self._socket(url)
         if sock is None:
             return None, Nothing(0.0)
@@ -289,7 +291,7 @@ class BrowserUe:
 
         raw_request = self._wait(request, timeout_s)
         if raw_request is None:
-            return None, Nothing((time.monotonic() - started) * 1000.0)
+            return None, Nothing((self.clock() - started) * 1000.0)
 
         def final():
             while sock.consumed < len(sock.received):
@@ -303,8 +305,8 @@ class BrowserUe:
                     return SipReceived(message=msg, raw=raw, transport="wss", peer=urlsplit(url).netloc)
             return None
 
-        left = max(0.0, timeout_s - (time.monotonic() - started))
-        return raw_request, self._wait(final, left) or Nothing((time.monotonic() - started) * 1000.0)
+        left = max(0.0, timeout_s - (self.clock() - started))
+        return raw_request, self._wait(final, left) or Nothing((self.clock() - started) * 1000.0)
 
     def close(self) -> None:
         try:

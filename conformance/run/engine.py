@@ -159,7 +159,7 @@ class Engine:
 
         ue = self.profile.pixit.get("ue") or {}
         return BrowserUe(ca_file=actions._ca_bundle(self.profile), keylog=keylog,
-                         executable=ue.get("browser_executable", CHROMIUM))
+                         executable=ue.get("browser_executable", CHROMIUM), clock=self.clock)
 
     # -- offline: the capture assertions of a test case against a recorded capture ---------------
     def analyze(self, tc: TestCase, capture_result, user: dict) -> CaseResult:
