@@ -1,14 +1,19 @@
 # Two entry points do all set-up on a fresh Debian machine with Python 3.11:
 #   make demo   install, start the embedded reference network, run the catalog, render the report
 #   make test   the project's own tests (ruff + pytest)
+#   make interop  the catalog against third-party software (Kamailio, ...), see docs/interop.md
 SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= profiles/reference.yaml
-APT_PACKAGES := libpcap0.8 tshark
+# kamailio + sqlite modules: the interop P-CSCF/S-CSCF (make test runs its core cases);
+# iproute2: `ip netns` isolates the interop runs on the binding's fixed addresses.
+# chromium + libnss3-tools (certutil): the browser UE mode (Playwright drives Debian's chromium,
+# whose NSS database must trust the test CA).
+APT_PACKAGES := libpcap0.8 tshark iproute2 kamailio kamailio-sqlite-modules chromium libnss3-tools
 
-.PHONY: install system-deps venv node-deps test lint demo report validate list clean
+.PHONY: install system-deps venv node-deps test lint demo report validate list clean interop
 
 install: system-deps venv node-deps
 
@@ -30,10 +35,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-node-deps: node_modules/.installed
+node-deps: node_modules/.installed build/jssip.js
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The JsSIP library the reference 3rdWWS serves to the browser (step 11), bundled from the npm package.
+build/jssip.js: node_modules/.installed
+	mkdir -p build
+	node_modules/.bin/esbuild node_modules/jssip/lib/JsSIP.js --bundle --format=iife --global-name=JsSIP \
+	  --minify --log-level=warning --outfile=$@
 
 lint: venv
 	$(BIN)/ruff check conformance refnet tests benchmarks conftest.py
@@ -53,5 +64,14 @@ demo: install
 report: node-deps
 	$(BIN)/ims-conformance report
 
+# Each part runs in its own network namespace (root), starts its processes, runs the whole
+# catalog and stops them by PID; every part runs even when an earlier one fails.
+INTEROP_RUNS := kamailio:interop-kamailio kamailio:interop-kamailio-tcp kamailio:interop-kamailio-browser kamailio:interop-kamailio-browser-direct
+interop: install
+	@rc=0; for run in $(INTEROP_RUNS); do part=$${run%%:*}; profile=$${run#*:}; \
+	  echo "== interop $$profile"; \
+	  interop/netns.sh interop/$$part/run.sh profiles/$$profile.yaml .interop/results/$$profile || rc=1; \
+	done; $(BIN)/python interop/summary.py .interop/results; exit $$rc
+
 clean:
-	rm -rf $(VENV) node_modules allure-results allure-report .refnet
+	rm -rf $(VENV) node_modules allure-results allure-report .refnet .interop

@@ -24,6 +24,7 @@ import signal
 import time
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -93,31 +94,10 @@ LOGIN_FORM = """<form method="post" action="/login">
 <p><label>Password <input type="password" name="password" autocomplete="current-password"></label></p>
 <p><button type="submit">Sign in</button></p></form>"""
 
-APP_JS = """// Minimal UE shell: where the SIP-over-WebSocket connection goes in each signalling mode.
-(async () => {
-  const status = (t) => { document.getElementById("status").textContent = t; };
-  let url = `wss://${location.host}/sip`, token = null;       // relay: the 3rdWWS adds the token
-  if (document.body.dataset.signalling === "direct") {        // direct: the UE talks to the WSF
-    const s = await (await fetch("/webrtc/session", {credentials: "same-origin"})).json();
-    url = s.wsf_url; token = s.access_token;
-  }
-  const rnd = () => Math.random().toString(36).slice(2, 12);
-  const ws = new WebSocket(url, "sip");                          // RFC 7118: subprotocol "sip"
-  ws.onopen = () => {
-    const lines = [
-      "REGISTER sip:ims.example.net SIP/2.0",
-      `Via: SIP/2.0/WSS ${rnd()}.invalid;branch=z9hG4bK${rnd()}`,
-      "Max-Forwards: 70", "To: <sip:user@web.operator.example>",
-      `From: <sip:user@web.operator.example>;tag=${rnd()}`, `Call-ID: ${rnd()}`, "CSeq: 1 REGISTER",
-      `Contact: <sip:${rnd()}@${rnd()}.invalid;transport=ws>;expires=600`, "Supported: path, outbound"];
-    if (token) lines.push(`Authorization: Bearer ${token}`);
-    ws.send(lines.join("\\r\\n") + "\\r\\nContent-Length: 0\\r\\n\\r\\n");
-    status("REGISTER sent");
-  };
-  ws.onmessage = (e) => status(e.data.split("\\r\\n")[0]);
-  ws.onclose = (e) => status(`closed (${e.code})`);
-})();
-"""
+# The WebRTC application of step 11: a real JsSIP client (refnet/webapp/app.js) and the JsSIP
+# library bundled from node_modules by `make node-deps` (esbuild; not committed).
+WEBAPP_DIR = Path(__file__).resolve().parent / "webapp"
+JSSIP_BUNDLE = Path(__file__).resolve().parent.parent / "build" / "jssip.js"
 
 
 def _page(title: str, body: str, status: int = 200) -> web.Response:
@@ -145,6 +125,7 @@ class ThirdParty:
             web.get("/oauth/callback", self.callback),
             web.get("/webrtc/app", self.webrtc_app),
             web.get("/webrtc/app.js", self.app_js),
+            web.get("/webrtc/jssip.js", self.jssip_js),
             web.get("/webrtc/session", self.webrtc_session),
             web.get("/sip", self.sip_websocket),
         ])
@@ -272,13 +253,22 @@ class ThirdParty:
         if sess.token is None:
             raise web.HTTPSeeOther("/webrtc")
         body = (f'<p>Signed in as {html.escape(sess.username)}.</p><p id="status">starting</p>'
-                '<script src="/webrtc/app.js"></script>')
-        text = PAGE.format(title="WebRTC", body=body).replace(
-            "<body>", f'<body data-signalling="{self.cfg.options.signalling}">')
+                '<p id="identities"></p>'
+                '<script src="/webrtc/jssip.js"></script><script src="/webrtc/app.js"></script>')
+        data = {"signalling": self.cfg.options.signalling, "web-id": sess.web_id,
+                "home-domain": self.cfg.home_domain, "bearer-syntax": self.cfg.options.bearer_syntax}
+        attrs = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in data.items())
+        text = PAGE.format(title="WebRTC", body=body).replace("<body>", f"<body {attrs}>")
         return web.Response(text=text, content_type="text/html", headers={"Cache-Control": "no-store"})
 
     async def app_js(self, request):
-        return web.Response(text=APP_JS, content_type="application/javascript")
+        return web.FileResponse(WEBAPP_DIR / "app.js", headers={"Content-Type": "application/javascript"})
+
+    async def jssip_js(self, request):
+        if not JSSIP_BUNDLE.is_file():
+            return web.Response(status=503, content_type="application/javascript",
+                                text=f"// {JSSIP_BUNDLE} is missing: run `make node-deps` (bundles the npm package jssip)")
+        return web.FileResponse(JSSIP_BUNDLE, headers={"Content-Type": "application/javascript"})
 
     async def webrtc_session(self, request):
         if self.cfg.options.signalling != "direct":  # relay: the token never reaches the browser

@@ -99,6 +99,8 @@ def describe_event(received: Any) -> str:
     if isinstance(received, Nothing):
         return f"no message within {received.waited_ms:.0f} ms"
     if isinstance(received, WsClosed):
+        if received.code is None and received.reason.startswith("TCP "):
+            return received.reason  # SIP over TCP (drivers/sip_transport.py): no close frame to speak of
         code = "without a close frame" if received.code is None else f"with code {received.code}"
         return f"connection closed {code}" + (f" ({received.reason})" if received.reason else "")
     if isinstance(received, Garbage):

@@ -63,6 +63,10 @@ def action_of(step: dict) -> str:
 
 
 def run(name: str, spec: Any, state: CaseState, env: ActionEnv):
+    if state.browser is not None:  # pixit.ue.mode: browser, a flow test case
+        from conformance.run import browser_actions
+
+        return browser_actions.run(name, spec, state, env)
     return _HANDLERS[name](spec or {}, state, env)
 
 

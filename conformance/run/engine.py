@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.drivers.browser import BrowserUnavailable
 from conformance.events import Nothing
 from conformance.match.engine import MatchContext, check, save
 from conformance.model.testcase import TestCase
-from conformance.run import actions, identities
+from conformance.run import actions, browser_actions, identities
 from conformance.run.clock import as_clock
 from conformance.run.deadline import Deadline
 from conformance.run.evidence import BoundedReporter
@@ -137,7 +138,10 @@ def _error(subject: str, message: str, line: int | None = None) -> Finding:
 
 
 def _cookie_values(state: CaseState) -> list[str]:
-    return [c.value for c in state.http.session.cookies] if state.http is not None else []
+    values = [c.value for c in state.http.session.cookies] if state.http is not None else []
+    if state.browser is not None:
+        values += state.browser.cookie_values()
+    return values
 
 
 class Engine:
@@ -164,6 +168,11 @@ class Engine:
         state = CaseState(profile=self.profile, user=user, users=self.identities.fixtures, keylog=keylog)
         mctx = MatchContext(identities=self.identities.table(user), jwks_provider=self._jwks_provider(state),
                             capture_available=True)
+        if browser_actions.browser_mode(self.profile) and browser_actions.plays(tc):
+            try:
+                state.browser = self._start_browser(keylog)
+            except BrowserUnavailable as exc:
+                return CaseResult(tc.id, Verdict.ERROR, reason=f"ue.mode browser: {exc}")
         capture = self._start_capture(tc, keylog)
         steps: list[StepOutcome] = []
         findings: list[Finding] = []
@@ -186,6 +195,13 @@ class Engine:
             verdict = Verdict.ERROR
             findings.append(_error("test case", "no steps ran"))
         return CaseResult(tc.id, verdict, steps, findings)
+
+    def _start_browser(self, keylog: Path):
+        from conformance.drivers.browser import CHROMIUM, BrowserUe
+
+        ue = self.profile.pixit.get("ue") or {}
+        return BrowserUe(ca_file=actions._ca_bundle(self.profile), keylog=keylog,
+                         executable=ue.get("browser_executable", CHROMIUM), clock=self.clock)
 
     # -- offline: the capture assertions of a test case against a recorded capture ---------------
     def analyze(self, tc: TestCase, capture_result, user: dict) -> CaseResult:

@@ -23,6 +23,8 @@ class CaseState:
     sip: dict = field(default_factory=dict)  # "udp:host:port" -> SIP transport
     last_http: Any = None  # the previous HttpExchange (form filling, follow: location)
     last_received: Any = None
+    browser: Any = None  # conformance.drivers.browser.BrowserUe when the browser plays the user
+    browser_ws: dict = field(default_factory=dict)  # ws_connect name -> URL the page's client opened
 
     def close(self) -> None:
         for conn in list(self.ws.values()) + list(self.sip.values()):
@@ -34,3 +36,5 @@ class CaseState:
         self.sip.clear()
         if self.http is not None:
             self.http.close()
+        if self.browser is not None:
+            self.browser.close()

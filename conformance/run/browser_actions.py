@@ -1,0 +1,126 @@
+"""The actions of a flow test case when the profile says `pixit.ue.mode: browser`: the user is
+played in a real browser (conformance/drivers/browser.py) and the page's own JavaScript client
+does the signalling. The step's expectations are unchanged; only who produces the event differs.
+
+| action | what the browser does |
+|---|---|
+| http, a form POST | opens the site, fills the form whose action is the URL, submits it |
+| http, GET / follow: location | the next hop of the last navigation, a request the page made itself, or the user opens the URL |
+| http, form_from_previous | fills the current page's form (typed fields, hidden fields, consent) and submits it |
+| ws_connect | the WebSocket the page's client opened to that URL (its handshake) |
+| sip_send over ws | the request the page's client sent on that WebSocket and the final response to it |
+
+Anything else (forged requests, raw frames, custom headers) is not something a user does: the test
+case cannot run in browser mode and gets the verdict error naming the step.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urljoin
+
+from conformance.events import HttpExchange
+from conformance.run.actions import ActionEnv, StepError, SutUnreachable
+from conformance.run.state import CaseState
+
+BROWSER_ACTIONS = ("http", "ws_connect", "sip_send")
+_HTTP_KEYS = {"method", "url", "form", "follow", "form_from_previous"}
+
+
+def browser_mode(profile) -> bool:
+    return (profile.pixit.get("ue") or {}).get("mode", "scripted") == "browser"
+
+
+def plays(tc) -> bool:
+    """The browser plays the UE of the flow test cases (the others script the UE's faults)."""
+    return tc.sut == "flow"
+
+
+def run(name: str, spec: dict, state: CaseState, env: ActionEnv):
+    if name not in BROWSER_ACTIONS:
+        raise StepError(f"{name} is not something a user does in a browser (ue.mode: browser)")
+    return {"http": _http, "ws_connect": _ws_connect, "sip_send": _sip_send}[name](spec or {}, state, env)
+
+
+def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
+    from conformance.drivers.http import fill_form, find_form, parse_forms
+
+    extra = set(spec) - _HTTP_KEYS
+    if extra or spec.get("cookies") is False:
+        raise StepError(f"http with {', '.join(sorted(extra)) or 'cookies: false'} is not a user action "
+                        "(ue.mode: browser)")
+    browser = state.browser
+    method = spec.get("method", "GET").upper()
+    try:
+        if spec.get("follow") == "location":
+            prev = state.last_http
+            locs = prev.header_values("Location") if prev is not None else []
+            if not locs:
+                raise StepError("follow: location, but the previous HTTP response has no Location header")
+            exchange = browser.follow(urljoin(prev.url, locs[0]), env.timeout_s)
+        elif "form_from_previous" in spec:
+            ffp = spec["form_from_previous"] or {}
+            html = browser.page.content()
+            try:
+                form = find_form(html, ffp.get("select"))
+                fields = _form_fields(form, ffp, env.profile)
+                _, _, entries = fill_form(html, ffp.get("select"), fields)
+            except LookupError as exc:
+                prev = state.last_http
+                return HttpExchange(method="(form)", url=prev.url if prev else "", status=None,
+                                    reason=f"no form: {exc}", body=html.encode())
+            typed = {k: str(v) for k, v in fields.items() if v is not None and not isinstance(v, list | tuple)}
+            exchange = browser.submit_form(parse_forms(html).index(form), entries, typed, env.timeout_s)
+        elif method == "POST" and "form" in spec:
+            url = spec["url"]
+            html = browser.open_page_with_form(url, env.timeout_s)
+            forms = parse_forms(html)
+            index = next((i for i, f in enumerate(forms) if urljoin(browser.page.url, f.action or "") == url), None)
+            if index is None:
+                raise StepError(f"the browser found no form posting to {url} on {browser.page.url}")
+            fields = {k: str(v) for k, v in (spec.get("form") or {}).items()}
+            entries = [(n, fields.get(n, v)) for n, v in forms[index].entries()]
+            exchange = browser.submit_form(index, entries, fields, env.timeout_s)
+        elif method == "GET" and spec.get("url"):
+            exchange = browser.get(spec["url"], env.timeout_s)
+        else:
+            raise StepError(f"http {method} is not a user action (ue.mode: browser)")
+    except ConnectionError as exc:
+        raise SutUnreachable(f"browser: {exc}") from exc
+    state.last_http = exchange
+    env.reporter.attach_http(exchange)
+    return exchange
+
+
+def _form_fields(form, ffp: dict, profile) -> dict:
+    """The fields form_from_previous sets: `fields`, over what `sign_in` discovers in the form
+    (conformance/run/sign_in.py, where the catalog uses it) from pixit.authorization_ui."""
+    fields = dict(ffp.get("fields") or {})
+    if ffp.get("sign_in") is None:
+        return fields
+    try:
+        from conformance.run import sign_in
+    except ImportError as exc:
+        raise StepError(f"form_from_previous.sign_in needs conformance.run.sign_in: {exc}") from exc
+    ui = profile.pixit.get("authorization_ui") or {}
+    return sign_in.sign_in_fields(form, ui, ffp["sign_in"]) | fields
+
+
+def _ws_connect(spec: dict, state: CaseState, env: ActionEnv):
+    handshake = state.browser.websocket(spec["url"], env.timeout_s)
+    env.reporter.attach_handshake(handshake)
+    state.browser_ws[spec.get("name", "ws")] = spec["url"]
+    return handshake
+
+
+def _sip_send(spec: dict, state: CaseState, env: ActionEnv):
+    if spec.get("over", "ws") != "ws" or "raw" in spec:
+        raise StepError("only the page's own SIP over WebSocket is a user action (ue.mode: browser)")
+    url = state.browser_ws.get(spec.get("name", "ws"))
+    if url is None:
+        raise StepError(f"no WebSocket named {spec.get('name', 'ws')!r} (ws_connect it first)")
+    method = (spec.get("method") or "REGISTER").upper()
+    raw, received = state.browser.sip_exchange(url, method, env.timeout_s)
+    if raw is not None:
+        env.reporter.attach_sip("sent by the page's client", raw)
+    env.reporter.attach_event("received", received)
+    return received

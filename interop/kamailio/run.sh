@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Start Kamailio (P-CSCF, S-CSCF) and the reference AS, 3rdWWS and WSF, run the catalog against
+# them with PROFILE, stop everything by PID. Meant to run inside interop/netns.sh (fixed addresses).
+#
+#   interop/kamailio/run.sh PROFILE WORKDIR [ims-conformance run arguments...]
+#
+# The state directory is the one the profile's tls.ca_bundle points into (.interop/kamailio for
+# profiles/interop-kamailio*.yaml); the reference nodes follow the profile's PICS core.transport
+# and signalling.path.
+# Exit status: that of `ims-conformance run` (0 pass, 1 fail/inconclusive, 2 error).
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/../lib.sh"
+PROFILE=$1 WORKDIR=$2; shift 2
+cd "$ROOT"
+ca=$(sed -n 's/^[[:space:]]*ca_bundle:[[:space:]]*//p' "$PROFILE" | head -n1)
+STATE=$(dirname "$(dirname "$ca")")          # <state>/pki/ca.pem
+pics() { sed -n "s/^[[:space:]]*$1:[[:space:]]*\([a-z_0-9]*\).*/\1/p" "$PROFILE"; }
+transport=$(pics core.transport) signalling=$(pics signalling.path)
+[ -n "$ca" ] && [ -n "$transport" ] || die "$PROFILE: no tls.ca_bundle or core.transport"
+rm -rf "$STATE"
+"$HERE/start.sh" "$STATE" "$transport" "${signalling:-relay}" || exit 2
+trap '"$HERE/stop.sh" "$STATE"' EXIT
+"$IMS" run --profile "$PROFILE" --workdir "$WORKDIR" "$@"
