@@ -41,6 +41,7 @@ class Options:
     wsf_url_member: bool = True
     token_lifetime_s: int = 300
     code_lifetime_s: int = 60
+    token_format: str = "jwt"  # jwt | opaque (PICS token.format)
 
     CHOICES = {
         "signalling": ("relay", "direct"),
@@ -48,11 +49,16 @@ class Options:
         "verify": ("introspection", "local_jwt"),
         "core_transport": ("udp", "tcp"),
     }
+    FORMATS = ("jwt", "opaque")
 
     def check(self) -> None:
         for name, allowed in self.CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+        if self.token_format not in self.FORMATS:
+            raise ValueError(f"token_format must be one of {', '.join(self.FORMATS)}")
+        if self.token_format == "opaque" and self.verify == "local_jwt":
+            raise ValueError("opaque tokens can only be verified by introspection")
 
 
 @dataclass
@@ -61,6 +67,7 @@ class NetworkConfig:
     endpoints: dict[str, Endpoint] = field(default_factory=default_endpoints)
     options: Options = field(default_factory=Options)
     faults: list[str] = field(default_factory=list)
+    variations: list[str] = field(default_factory=list)  # refnet/variations.py
     home_domain: str = "ims.example.net"
     visited_network_id: str = "visited.example.net"
     client_id: str = "thirdparty-webrtc-app"
@@ -70,6 +77,30 @@ class NetworkConfig:
     admin_token: str = "refnet-admin-token"  # provisioning of test users (AS and 3rdWWS /admin/users)
     scope: str = "ims-webrtc"
     audience: str = "wsf.operator.example"
+    # Clients that let a test obtain genuine negative tokens from the AS itself (issue 9 item 4):
+    # one whose tokens expire after a few seconds, one whose tokens name another audience.
+    short_lived_client_id: str = "thirdparty-short-lived"
+    short_lived_client_secret: str = "thirdparty-short-lived-secret"
+    short_lived_token_s: int = 2
+    other_audience_client_id: str = "thirdparty-voicemail"
+    other_audience_client_secret: str = "thirdparty-voicemail-secret"
+    other_audience: str = "voicemail.operator.example"
+
+    def varies(self, name: str) -> bool:
+        """Whether the conformant variation `name` is switched on (an unknown name is a bug)."""
+        from .variations import BY_NAME
+
+        if name not in BY_NAME:
+            raise KeyError(f"unknown variation {name!r}")
+        return name in self.variations
+
+    def token_lifetime(self, client_id: str) -> int:
+        if client_id == self.short_lived_client_id:
+            return self.short_lived_token_s
+        return self.options.token_lifetime_s
+
+    def audience_of(self, client_id: str) -> str:
+        return self.other_audience if client_id == self.other_audience_client_id else self.audience
 
     # -- derived paths -------------------------------------------------------------------------
     @property
