@@ -2,41 +2,132 @@
 registration), or a named fixture identity of the profile.
 
 Fresh identities are created through the profile's provisioning endpoint
-(`pixit.users.provisioning`); a vendor without one lists fixture identities instead.
+(`pixit.users.provisioning`). A vendor without one lists fixture identities instead
+(`pixit.users.fixtures`, optionally `pixit.users.pool`: the fixture names a case needing a fresh
+user may take; default all of them). A fixture is *leased*: one lock file per user in the run's
+work directory (`identity-locks/NAME.lock`, an exclusive `flock`), so no two running cases hold
+it, across pytest-xdist workers too. A leased fixture carries state from earlier cases
+(registrations), so the engine brings it to a known state before the case and cleans up after
+(`needs_reset`). When no suitable user becomes free within the lease deadline, the case is
+inconclusive with that reason: an identity is never silently shared.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+LEASE_DEADLINE_S = 20.0  # how long a case waits for a fixture user another case holds
+POLL_S = 0.1
+
 
 class ProvisioningError(Exception):
-    pass
+    """No identity could be provided: the case is inconclusive with this reason."""
+
+
+def no_provisioning_warning(profile) -> str | None:
+    """The session-start warning for a profile without a provisioning endpoint, or None."""
+    users = profile.pixit.get("users") or {}
+    if users.get("provisioning"):
+        return None
+    pool = pool_names(users)
+    return (f"the profile has no users.provisioning: test cases that need a fresh identity take one of "
+            f"{len(pool)} fixture user(s) ({', '.join(pool) or 'none'}), one case at a time, and reset its "
+            "registrations before and after; when none is free they are inconclusive")
+
+
+def pool_names(users: dict) -> list[str]:
+    fixtures = users.get("fixtures") or {}
+    pool = users.get("pool")
+    return [n for n in pool if n in fixtures] if pool is not None else list(fixtures)
+
+
+@dataclass
+class Lease:
+    """The identity of one test case; `release()` when the case (and its postamble) is over."""
+
+    user: dict
+    fixture: str | None = None  # the fixture's name when it came from the profile's fixtures
+    needs_reset: bool = False  # a shared fixture: bring it to a known state before and after
+    _fd: int | None = field(default=None, repr=False)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
 
 class IdentityProvider:
-    def __init__(self, profile):
+    def __init__(self, profile, workdir: Path | None = None, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, lease_deadline_s: float = LEASE_DEADLINE_S):
         self.profile = profile
         users = profile.pixit.get("users") or {}
         self.fixtures: dict = dict(users.get("fixtures") or {})
+        self.pool = pool_names(users)
         self.provisioning: dict | None = users.get("provisioning")
         self.home_domain = profile.pixit.get("home_domain", "ims.example.net")
+        self.lock_dir = Path(workdir or ".ims-conformance") / "identity-locks"
+        self.clock, self.sleep, self.lease_deadline_s = clock, sleep, lease_deadline_s
 
     def for_case(self, tc) -> dict:
+        """The identity without a lease (offline analysis, where nothing is sent)."""
         wanted = getattr(tc, "user", None) or "fresh"
         if wanted != "fresh":
-            if wanted not in self.fixtures:
-                raise ProvisioningError(f"test case asks for user {wanted!r}; the profile's fixtures are "
-                                        f"{', '.join(self.fixtures) or 'none'}")
+            self._check_named(wanted)
             return dict(self.fixtures[wanted])
-        if not self.provisioning:
-            if not self.fixtures:
-                raise ProvisioningError("the profile has neither users.provisioning nor users.fixtures")
-            return dict(next(iter(self.fixtures.values())))
-        return self._provision(tc.id)
+        if self.provisioning:
+            return self._provision(tc.id)
+        if not self.pool:
+            raise ProvisioningError("the profile has neither users.provisioning nor users.fixtures")
+        return dict(self.fixtures[self.pool[0]])
+
+    def lease(self, tc) -> Lease:
+        wanted = getattr(tc, "user", None) or "fresh"
+        if wanted != "fresh":
+            self._check_named(wanted)
+            return self._take([wanted], f"fixture user {wanted!r}")
+        if self.provisioning:
+            return Lease(self._provision(tc.id))
+        if not self.pool:
+            raise ProvisioningError("the profile has neither users.provisioning nor fixture users for a fresh "
+                                    "identity (users.fixtures / users.pool)")
+        return self._take(self.pool, f"a fresh identity: every fixture user of the pool ({', '.join(self.pool)})")
+
+    def _check_named(self, name: str) -> None:
+        if name not in self.fixtures:
+            raise ProvisioningError(f"test case asks for user {name!r}; the profile's fixtures are "
+                                    f"{', '.join(self.fixtures) or 'none'}")
+
+    def _take(self, names: list[str], what: str) -> Lease:
+        """Lock the first free user of `names` (bounded wait); named fixtures and pool users
+        share the same locks, so `user: alice` and a fresh case never hold alice together."""
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        deadline = self.clock() + self.lease_deadline_s
+        start = secrets.randbelow(len(names))  # parallel workers spread over the pool
+        order = names[start:] + names[:start]
+        while True:
+            for name in order:
+                fd = os.open(self.lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                return Lease(dict(self.fixtures[name]), fixture=name, needs_reset=not self.provisioning, _fd=fd)
+            if self.clock() >= deadline:
+                raise ProvisioningError(f"no free identity for {what} is held by other running test cases "
+                                        f"(waited {self.lease_deadline_s:.0f} s); an identity is never shared")
+            self.sleep(POLL_S)
 
     def _provision(self, case_id: str) -> dict:
         tag = secrets.token_hex(4)

@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conformance.model.catalog import load_catalog  # noqa: E402
@@ -28,7 +30,7 @@ from conformance.run.engine import Engine  # noqa: E402
 from profiles import write_profile  # noqa: E402
 from refnet.config import NetworkConfig, Options  # noqa: E402
 from refnet.faults import FAULTS  # noqa: E402
-from refnet.launcher import free_endpoints, start  # noqa: E402
+from refnet.launcher import free_endpoints, prepare, start  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "fault-matrix.md"
@@ -54,18 +56,29 @@ class Run:
     findings: dict[str, list[str]] = field(default_factory=dict)
 
 
-def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150) -> Run:
-    opts = VARIANTS[variant]
-    tmp = Path(tempfile.mkdtemp(prefix=f"fm-{variant}-{fault or 'clean'}-"))
+def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150, *, options: dict | None = None,
+              variations: tuple[str, ...] = (), edit_profile=None, before_start=None) -> Run:
+    """The cases against a fresh network with `variant`'s options (or `options`), the fault and the
+    conformant variations on. `before_start(cfg)` may seed the network's state; `edit_profile(doc,
+    net)` changes the profile the way a vendor with those choices would write it."""
+    opts = VARIANTS[variant] if options is None else options
+    label = fault or "+".join(variations) or "clean"
+    tmp = Path(tempfile.mkdtemp(prefix=f"fm-{variant}-{label}-"))
     cfg = NetworkConfig(str(tmp / "state"), endpoints=free_endpoints(prefer_defaults=False),
-                        options=Options(**opts), faults=[fault] if fault else [])
+                        options=Options(**opts), faults=[fault] if fault else [], variations=list(variations))
+    if before_start is not None:
+        prepare(cfg)
+        before_start(cfg)
     net = start(cfg)
     run = Run(variant, fault)
     factory = None
     try:
         path = write_profile(net, tmp)
-        data = path.read_text().replace("settle_ms: 300", f"settle_ms: {settle_ms}")
-        path.write_text(data)
+        doc = yaml.safe_load(path.read_text())
+        doc["pixit"]["capture"]["settle_ms"] = settle_ms
+        if edit_profile is not None:
+            edit_profile(doc, net)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
         profile = load_profile(path)
         factory = CaptureFactory(profile, tmp / "work")
         factory.ensure_started(tmp / "work" / "harness.keylog")  # before any node opens a connection
@@ -76,7 +89,7 @@ def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150) -> R
                 continue
             result = engine.run(tc)
             run.verdicts[tc.id] = result.verdict.value
-            run.findings[tc.id] = [f.describe() for f in result.failures()]
+            run.findings[tc.id] = [f.describe() for f in result.failures()] + ([result.reason] if result.reason else [])
     finally:
         if factory is not None:
             factory.close()
