@@ -23,6 +23,7 @@ from conformance.run.templating import TemplateContext, TemplateError, render
 from conformance.verdicts import Finding, Verdict, worst
 
 PREAMBLES = Path(__file__).resolve().parent / "preambles"
+_DISCOVERED: dict[str, dict] = {}  # issuer -> its RFC 8414 metadata, once per process
 
 
 class SutUnreachable(Exception):
@@ -169,6 +170,7 @@ class Engine:
 
     def _run_with(self, tc: TestCase, user: dict, keylog: Path) -> CaseResult:
         state = CaseState(profile=self.profile, user=user, users=self.identities.fixtures, keylog=keylog)
+        self._discover(state)
         mctx = MatchContext(identities=self.identities.table(user), jwks_provider=self._jwks_provider(state),
                             capture_available=True)
         capture = self._start_capture(tc, keylog)
@@ -300,6 +302,27 @@ class Engine:
     def _timeout_s(self, step: dict) -> float:
         ms = step.get("timeout_ms") or self.profile.pixit.get("timeouts", {}).get("step_ms", 5000)
         return max(0.001, float(ms) / 1000.0)
+
+    def _discover(self, state: CaseState) -> None:
+        """PIXIT the binding lets the SUT publish instead of the profile declaring it: the JWKS
+        location comes from the AS metadata (RFC 8414 3, `jwks_uri`) when the profile names none.
+        Looked up once per process and issuer; a failed lookup leaves it unset, so a case that
+        needs it says which variable is missing."""
+        as_node = (self.profile.pixit.get("nodes") or {}).get("as") or {}
+        issuer = as_node.get("issuer")
+        if as_node.get("jwks_uri") or not issuer:
+            return
+        if issuer not in _DISCOVERED:
+            try:
+                meta = actions.http_driver(state, self.profile).get_json(
+                    issuer.rstrip("/") + "/.well-known/oauth-authorization-server")
+            except Exception as exc:  # noqa: BLE001 - discovery is best effort; the case reports the gap
+                self.reporter.attach_text("AS metadata discovery failed", f"{type(exc).__name__}: {exc}")
+                return
+            _DISCOVERED[issuer] = meta if isinstance(meta, dict) else {}
+        uri = _DISCOVERED[issuer].get("jwks_uri")
+        if isinstance(uri, str) and uri:
+            as_node["jwks_uri"] = uri
 
     def _jwks_provider(self, state: CaseState):
         cache: dict = {}

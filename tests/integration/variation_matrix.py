@@ -61,7 +61,11 @@ POOL_SIZE = 8  # fixture users of the fixtures-only profile
 def _sip_involved(tc) -> bool:
     actions = {step.action for step in tc.steps}
     capture = json.dumps(tc.capture or {}, default=str)
-    return bool(actions & {"sip_send", "sip_expect", "ws_connect"}) or '"sip"' in capture
+    return bool(actions & {"sip_send", "sip_expect"}) or '"sip"' in capture
+
+
+def _ws_or_sip_involved(tc) -> bool:
+    return _sip_involved(tc) or any(step.action in ("ws_connect", "ws_send") for step in tc.steps)
 
 
 def _token_involved(tc) -> bool:
@@ -73,11 +77,11 @@ def _token_involved(tc) -> bool:
 SUBSET = {
     "as-form-field-names": lambda tc: True,  # every login goes through the form
     "wsf-challenge-without-error": lambda tc: tc.sut in ("wsf", "3rdwws", "flow"),
-    "size-limits-larger": _sip_involved,
+    "size-limits-larger": _ws_or_sip_involved,
     "3rdwws-wsf-after-accept": lambda tc: tc.sut in ("3rdwws", "wsf", "flow"),
     "as-jwks-elsewhere": lambda tc: tc.sut in ("as", "wsf", "flow"),
-    "token-lifetime-long": _token_involved,
-    "token-lifetime-short": _token_involved,
+    "token-lifetime-long": lambda tc: tc.sut in ("as", "wsf"),
+    "token-lifetime-short": lambda tc: tc.sut in ("as", "wsf"),
     "as-opaque-tokens": _token_involved,
     "fixtures-only": lambda tc: True,  # every case takes an identity
     "wsf-digest-param-order": lambda tc: tc.sut in ("wsf", "pcscf", "scscf", "flow"),
@@ -90,17 +94,18 @@ SUBSET = {
 SUBSET_WHY = {
     "as-form-field-names": "all: every case logs in through the form",
     "wsf-challenge-without-error": "WSF, 3rdWWS and flow cases: only the WSF's 401 changes",
-    "size-limits-larger": "cases with SIP or WebSocket traffic",
+    "size-limits-larger": "cases with SIP or WebSocket traffic (steps or capture)",
     "3rdwws-wsf-after-accept": "3rdWWS, WSF and flow cases: the relay's connection order",
     "as-jwks-elsewhere": "AS, WSF and flow cases (WSF in local_jwt mode, so it fetches the JWKS)",
-    "token-lifetime-long": "all but P-CSCF and S-CSCF cases (those never see a token)",
-    "token-lifetime-short": "all but P-CSCF and S-CSCF cases",
+    "token-lifetime-long": "AS and WSF cases: the issuers and the verifiers of tokens (3rdWWS and flow cases "
+                           "use a token at once, its lifetime does not matter to them)",
+    "token-lifetime-short": "AS and WSF cases (as above)",
     "as-opaque-tokens": "all but P-CSCF and S-CSCF cases",
     "fixtures-only": "all: every case takes an identity",
     "wsf-digest-param-order": "WSF, P-CSCF, S-CSCF and flow cases: the forwarded REGISTER",
 }
 for _name in SUBSET:
-    SUBSET_WHY.setdefault(_name, "cases with SIP or WebSocket traffic (steps or capture)")
+    SUBSET_WHY.setdefault(_name, "cases that send, receive or capture SIP messages")
 assert set(SUBSET) == set(BY_NAME), "every variation needs its catalog subset"
 
 
