@@ -15,7 +15,9 @@ inconclusive with that reason: an identity is never silently shared.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import requests
 
+_USERS_REF = re.compile(r"\$\{users\.([a-z][a-z0-9_]*)")
 LEASE_DEADLINE_S = 20.0  # how long a case waits for a fixture user another case holds
 POLL_S = 0.1
 
@@ -47,6 +50,13 @@ def pool_names(users: dict) -> list[str]:
     fixtures = users.get("fixtures") or {}
     pool = users.get("pool")
     return [n for n in pool if n in fixtures] if pool is not None else list(fixtures)
+
+
+def named_users(tc) -> set[str]:
+    """Fixture users a test case refers to by name (`${users.NAME...}`) in its steps or capture."""
+    steps = [dict(step) for step in getattr(tc, "steps", [])]
+    text = json.dumps([steps, getattr(tc, "capture", None) or {}], default=str)
+    return set(_USERS_REF.findall(text))
 
 
 @dataclass
@@ -101,7 +111,14 @@ class IdentityProvider:
         if not self.pool:
             raise ProvisioningError("the profile has neither users.provisioning nor fixture users for a fresh "
                                     "identity (users.fixtures / users.pool)")
-        return self._take(self.pool, f"a fresh identity: every fixture user of the pool ({', '.join(self.pool)})")
+        # a case that names another user (${users.bob...}) cannot be that user itself
+        others = named_users(tc)
+        suitable = [n for n in self.pool if n not in others]
+        if not suitable:
+            raise ProvisioningError(f"no suitable fixture user for a fresh identity: the pool ({', '.join(self.pool)}) "
+                                    f"has only users the test case names as other users ({', '.join(sorted(others))})")
+        return self._take(suitable, f"a fresh identity: every suitable fixture user of the pool "
+                                    f"({', '.join(suitable)})")
 
     def _check_named(self, name: str) -> None:
         if name not in self.fixtures:

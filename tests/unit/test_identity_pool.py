@@ -27,8 +27,8 @@ def profile(names=("alice", "bob"), provisioning=None, pool=None):
     return types.SimpleNamespace(pixit={"users": users, "home_domain": "ims.example.net"}, base_dir=".")
 
 
-def case(user="fresh"):
-    return types.SimpleNamespace(id="TP_X_Y_001", user=user)
+def case(user="fresh", steps=()):
+    return types.SimpleNamespace(id="TP_X_Y_001", user=user, steps=list(steps), capture=None)
 
 
 class FakeClock:
@@ -119,3 +119,15 @@ def test_warning_only_without_provisioning():
 def test_no_fixtures_at_all_is_a_clear_reason(tmp_path):
     with pytest.raises(ProvisioningError, match="neither users.provisioning nor fixture users"):
         provider(tmp_path, profile(names=())).lease(case())
+
+
+def test_a_user_the_case_names_is_not_its_fresh_identity(tmp_path):
+    ids = provider(tmp_path)
+    names_bob = case(steps=[{"sip_send": {"headers": {"To": "<${users.bob.impus[0]}>"}}}])
+    for _ in range(5):  # whatever the start of the round robin
+        lease = ids.lease(names_bob)
+        assert lease.fixture == "alice"
+        lease.release()
+    only_bob = provider(tmp_path, profile(names=("bob",)))
+    with pytest.raises(ProvisioningError, match="no suitable fixture user"):
+        only_bob.lease(names_bob)
