@@ -131,3 +131,18 @@ def test_a_user_the_case_names_is_not_its_fresh_identity(tmp_path):
     only_bob = provider(tmp_path, profile(names=("bob",)))
     with pytest.raises(ProvisioningError, match="no suitable fixture user"):
         only_bob.lease(names_bob)
+
+
+def test_session_start_prints_the_warning():
+    from conformance import plugin
+
+    class Config:
+        def __init__(self, prof):
+            self.stash = {plugin._PROFILE_KEY: prof}
+
+        def getoption(self, name):
+            return {"--profile": "p.yaml", "--ims-analyze": None}[name]
+
+    lines = plugin.pytest_report_header(Config(profile()))
+    assert lines and lines[0].startswith("WARNING: the profile has no users.provisioning")
+    assert plugin.pytest_report_header(Config(profile(provisioning={"url": "https://as.example/u"}))) is None
