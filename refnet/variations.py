@@ -85,4 +85,5 @@ def validate(names: list[str] | tuple[str, ...]) -> list[str]:
 
 def format_variations() -> str:
     width = max(len(v.name) for v in VARIATIONS)
-    return "\n".join(f"{v.name:<{width}}  {','.join(v.nodes) or '-':<20}  {v.freedom}" for v in VARIATIONS)
+    nodes = max(len(",".join(v.nodes)) for v in VARIATIONS)
+    return "\n".join(f"{v.name:<{width}}  {','.join(v.nodes) or '-':<{nodes}}  {v.freedom}" for v in VARIATIONS)
