@@ -27,6 +27,7 @@ from pathlib import Path
 import requests
 
 _USERS_REF = re.compile(r"\$\{users\.([a-z][a-z0-9_]*)")
+_IMPU_INDEX = re.compile(r"\$\{user\.impus\[(\d+)\]")
 LEASE_DEADLINE_S = 20.0  # how long a case waits for a fixture user another case holds
 POLL_S = 0.1
 
@@ -57,6 +58,13 @@ def named_users(tc) -> set[str]:
     steps = [dict(step) for step in getattr(tc, "steps", [])]
     text = json.dumps([steps, getattr(tc, "capture", None) or {}], default=str)
     return set(_USERS_REF.findall(text))
+
+
+def impus_needed(tc) -> int:
+    """How many IMPUs the case's identity must have (`${user.impus[N]}` needs N + 1)."""
+    steps = [dict(step) for step in getattr(tc, "steps", [])]
+    text = json.dumps([steps, getattr(tc, "capture", None) or {}], default=str)
+    return max([int(i) + 1 for i in _IMPU_INDEX.findall(text)] or [1])
 
 
 @dataclass
@@ -112,11 +120,14 @@ class IdentityProvider:
             raise ProvisioningError("the profile has neither users.provisioning nor fixture users for a fresh "
                                     "identity (users.fixtures / users.pool)")
         # a case that names another user (${users.bob...}) cannot be that user itself
-        others = named_users(tc)
-        suitable = [n for n in self.pool if n not in others]
+        # ... nor a user with fewer IMPUs than the case uses (${user.impus[1]})
+        others, impus = named_users(tc), impus_needed(tc)
+        suitable = [n for n in self.pool
+                    if n not in others and len(self.fixtures[n].get("impus") or []) >= impus]
         if not suitable:
-            raise ProvisioningError(f"no suitable fixture user for a fresh identity: the pool ({', '.join(self.pool)}) "
-                                    f"has only users the test case names as other users ({', '.join(sorted(others))})")
+            raise ProvisioningError(f"no suitable fixture user for a fresh identity in the pool ({', '.join(self.pool)}): "
+                                    f"the case names {', '.join(sorted(others)) or 'no other user'} as other users "
+                                    f"and needs {impus} IMPU(s)")
         return self._take(suitable, f"a fresh identity: every suitable fixture user of the pool "
                                     f"({', '.join(suitable)})")
 

@@ -72,6 +72,19 @@ def _token_involved(tc) -> bool:
     return tc.sut != "pcscf" and tc.sut != "scscf"
 
 
+def _mentions(tc, *words: str) -> bool:
+    text = json.dumps([[dict(step) for step in tc.steps], tc.capture or {}], default=str)
+    return any(w in text for w in words)
+
+
+def _lifetime_involved(tc) -> bool:
+    return tc.sut == "as" or (tc.sut == "wsf" and "TOK" in tc.id)
+
+
+def _jwks_involved(tc) -> bool:
+    return tc.sut == "wsf" or _mentions(tc, "jwks", '"signature"')
+
+
 # Which test cases a variation can affect (everything else behaves exactly as on the default
 # network, which test_fault_matrix already runs in full).
 SUBSET = {
@@ -79,11 +92,11 @@ SUBSET = {
     "wsf-challenge-without-error": lambda tc: tc.sut in ("wsf", "3rdwws", "flow"),
     "size-limits-larger": _ws_or_sip_involved,
     "3rdwws-wsf-after-accept": lambda tc: tc.sut in ("3rdwws", "wsf", "flow"),
-    "as-jwks-elsewhere": lambda tc: tc.sut in ("as", "wsf", "flow"),
-    "token-lifetime-long": lambda tc: tc.sut in ("as", "wsf"),
-    "token-lifetime-short": lambda tc: tc.sut in ("as", "wsf"),
+    "as-jwks-elsewhere": _jwks_involved,
+    "token-lifetime-long": _lifetime_involved,
+    "token-lifetime-short": _lifetime_involved,
     "as-opaque-tokens": _token_involved,
-    "fixtures-only": lambda tc: True,  # every case takes an identity
+    "fixtures-only": _sip_involved,  # registration state is what a shared identity carries
     "wsf-digest-param-order": lambda tc: tc.sut in ("wsf", "pcscf", "scscf", "flow"),
     "sip-compact-headers": _sip_involved,
     "sip-branch-tag-formats": _sip_involved,
@@ -96,12 +109,15 @@ SUBSET_WHY = {
     "wsf-challenge-without-error": "WSF, 3rdWWS and flow cases: only the WSF's 401 changes",
     "size-limits-larger": "cases with SIP or WebSocket traffic (steps or capture)",
     "3rdwws-wsf-after-accept": "3rdWWS, WSF and flow cases: the relay's connection order",
-    "as-jwks-elsewhere": "AS, WSF and flow cases (WSF in local_jwt mode, so it fetches the JWKS)",
-    "token-lifetime-long": "AS and WSF cases: the issuers and the verifiers of tokens (3rdWWS and flow cases "
-                           "use a token at once, its lifetime does not matter to them)",
-    "token-lifetime-short": "AS and WSF cases (as above)",
+    "as-jwks-elsewhere": "WSF cases (in local_jwt mode, so the WSF fetches the JWKS) and the cases that fetch "
+                         "the JWKS or check a signature against it",
+    "token-lifetime-long": "AS cases and the WSF token cases: the issuer and the verifier of tokens (the "
+                           "others use a token at once, its lifetime does not matter to them)",
+    "token-lifetime-short": "AS cases and the WSF token cases (as above)",
     "as-opaque-tokens": "all but P-CSCF and S-CSCF cases",
-    "fixtures-only": "all: every case takes an identity",
+    "fixtures-only": "cases that send, receive or capture SIP: a shared identity carries registrations "
+                     "from case to case, which only they can see; the others only log in, which a leased "
+                     "fixture user does like a provisioned one",
     "wsf-digest-param-order": "WSF, P-CSCF, S-CSCF and flow cases: the forwarded REGISTER",
 }
 for _name in SUBSET:

@@ -14,8 +14,9 @@ from conformance.run.identities import IdentityProvider, ProvisioningError, no_p
 
 
 def user(name: str) -> dict:
+    impus = [f"sip:{name}@ims.example.net"] + (["tel:+15550100"] if name == "alice" else [])
     return {"web_id": f"{name}@web.operator.example", "password": f"{name}-pw", "impi": f"{name}@ims.example.net",
-            "impus": [f"sip:{name}@ims.example.net"], "tp_username": f"tp-{name}", "tp_password": "x"}
+            "impus": impus, "tp_username": f"tp-{name}", "tp_password": "x"}
 
 
 def profile(names=("alice", "bob"), provisioning=None, pool=None):
@@ -146,3 +147,12 @@ def test_session_start_prints_the_warning():
     lines = plugin.pytest_report_header(Config(profile()))
     assert lines and lines[0].startswith("WARNING: the profile has no users.provisioning")
     assert plugin.pytest_report_header(Config(profile(provisioning={"url": "https://as.example/u"}))) is None
+
+
+def test_a_case_using_a_second_impu_gets_a_user_that_has_one(tmp_path):
+    ids = provider(tmp_path)
+    second = case(steps=[{"sip_send": {"headers": {"To": "<${user.impus[1]}>"}}}])
+    for _ in range(5):
+        lease = ids.lease(second)
+        assert lease.fixture == "alice"  # bob has one IMPU
+        lease.release()
