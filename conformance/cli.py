@@ -369,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="catalog the run used, for requirement texts (default: %(default)s)")
     sp.set_defaults(func=cmd_report)
 
-    sp = sub.add_parser("reference", help="the embedded reference network (up, faults)")
-    sp.add_argument("refnet_args", nargs=argparse.REMAINDER, help="up [options] | faults")
+    sp = sub.add_parser("reference", help="the embedded reference network (up, faults, variations)")
+    sp.add_argument("refnet_args", nargs=argparse.REMAINDER, help="up [options] | faults | variations")
     sp.set_defaults(func=cmd_reference)
 
     sp = sub.add_parser("analyze", help="run the catalog's capture assertions on a recorded capture")

@@ -335,6 +335,16 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = (str(item.tc.source), item.tc.line or 1, report.longrepr[2])
 
 
+def pytest_report_header(config):
+    """Session-start warnings about the profile (printed once, by the controller)."""
+    if not config.getoption("--profile") or config.getoption("--ims-analyze"):
+        return None
+    from conformance.run.identities import no_provisioning_warning
+
+    warning = no_provisioning_warning(_profile(config))
+    return [f"WARNING: {warning}"] if warning else None
+
+
 def pytest_sessionstart(session):
     config = session.config
     if not config.getoption("--profile") or config.getoption("--ims-analyze"):

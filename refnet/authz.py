@@ -193,29 +193,40 @@ class Server(AuthorizationServer):
         data = getattr(payload, "data", None) or getattr(request, "form", None) or {}
         code = data.get("code") if hasattr(data, "get") else None
         if code and token.get("access_token"):
-            jti = claims_of(token["access_token"]).get("jti")
+            row = self.store.token_by_value(token["access_token"])
+            jti = row and row["jti"]
             if jti:
                 self.store.link_code_token(code, jti)
 
     def issue_access_token(self, client_id: str, web_id: str, scope: str) -> str:
         cfg, faults = self.cfg, self.faults
         now = int(time.time())
-        exp = now + cfg.options.token_lifetime_s
+        exp = now + cfg.token_lifetime(client_id)
         claims = {"iss": cfg.issuer, "sub": web_id,
-                  "aud": WRONG_AUDIENCE if faults.on("as-token-wrong-aud") else cfg.audience,
+                  "aud": WRONG_AUDIENCE if faults.on("as-token-wrong-aud") else cfg.audience_of(client_id),
                   "client_id": client_id, "scope": scope, "iat": now, "exp": exp,
                   "jti": secrets.token_urlsafe(16)}
         if faults.on("as-token-no-exp"):
             del claims["exp"]
-        token = self.signer.sign(claims, alg_none=faults.on("as-token-alg-none"))
+        if cfg.options.token_format == "opaque":  # a random handle; only introspection tells what it means
+            token = secrets.token_urlsafe(32)
+        else:
+            token = self.signer.sign(claims, alg_none=faults.on("as-token-alg-none"))
         self.store.save_token(claims["jti"], token, web_id, client_id, scope, now, exp)
         return token
+
+    def claims_of(self, row: dict) -> dict:
+        """The claims a token stands for: its JWT payload, or (opaque) what was stored for it."""
+        if self.cfg.options.token_format == "opaque":
+            return {"iss": self.cfg.issuer, "aud": self.cfg.audience_of(row["client_id"]),
+                    "exp": row["exp"], "iat": row["iat"]}
+        return claims_of(row["token"])
 
     def _generate_token(self, grant_type, client, user=None, scope=None, expires_in=None,
                         include_refresh_token=True):
         # RFC 6749 5.1 token response, plus the wsf_url extension member (BINDING step 10)
         body = {"access_token": self.issue_access_token(client.client_id, user["web_id"], scope),
-                "token_type": "Bearer", "expires_in": self.cfg.options.token_lifetime_s, "scope": scope}
+                "token_type": "Bearer", "expires_in": self.cfg.token_lifetime(client.client_id), "scope": scope}
         if self.cfg.options.wsf_url_member:
             body["wsf_url"] = self.cfg.wsf_url
         return body
@@ -269,8 +280,21 @@ class _TokenLookup:
         return Token(row) if row else None
 
 
+class _TimelessToken(Token):
+    """Fault as-introspect-expired-active: the expiry is not looked at."""
+
+    def is_expired(self):
+        return False
+
+
 class Introspection(_TokenLookup, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic"]
+
+    def query_token(self, token_string, token_type_hint):
+        token = super().query_token(token_string, token_type_hint)
+        if token is not None and self.server.faults.on("as-introspect-expired-active"):
+            return _TimelessToken(token.row)
+        return token
 
     def authenticate_endpoint_client(self, request):
         try:
@@ -287,7 +311,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
 
     def introspect_token(self, token):
         # RFC 7662 2.2, plus the impi/impu extension members (BINDING step 16)
-        claims = claims_of(token.row["token"])
+        claims = self.server.claims_of(token.row)
         ident = self.server.store.identity(token.row["web_id"]) or {"impi": None, "impus": []}
         body = {"active": True, "iss": claims.get("iss"), "sub": token.row["web_id"],
                 "client_id": token.row["client_id"], "scope": token.row["scope"],
@@ -359,12 +383,12 @@ LOGIN_PAGE = """<!doctype html>
 <p><b>{{ client_id }}</b> asks for access to <b>{{ scope }}</b> (registration to IMS over WebRTC).</p>
 {% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
 <form method="post" action="/authorize">
-  <input type="hidden" name="transaction" value="{{ txn }}">
+  <input type="hidden" name="{{ f.txn }}" value="{{ txn }}">
   <p><label>Web ID <input name="web_id" value="{{ web_id }}" autocomplete="username"></label></p>
   <p><label>Password <input type="password" name="password" autocomplete="current-password"></label></p>
   <fieldset><legend>Consent</legend>
-    <label><input type="radio" name="consent" value="approve" checked> Allow</label>
-    <label><input type="radio" name="consent" value="deny"> Deny</label>
+    <label><input type="radio" name="consent" value="{{ f.approve }}" checked> Allow</label>
+    <label><input type="radio" name="consent" value="{{ f.deny }}"> Deny</label>
   </fieldset>
   <p><button type="submit">Continue</button></p>
 </form>
@@ -391,12 +415,16 @@ def create_app(cfg: NetworkConfig, faults: ActiveFaults, store: Store | None = N
     server.register_endpoint(Revocation)
     transactions = Transactions()
     iss = cfg.issuer
+    # the names BINDING leaves open: hidden transaction field and consent values (variation)
+    form_names = ({"txn": "txn_ref", "approve": "allow", "deny": "refuse"} if cfg.varies("as-form-field-names")
+                  else {"txn": "transaction", "approve": "approve", "deny": "deny"})
+    jwks_path = "/.well-known/keys" if cfg.varies("as-jwks-elsewhere") else "/jwks"
 
     metadata = rfc8414.AuthorizationServerMetadata({
         "issuer": iss,
         "authorization_endpoint": f"{iss}/authorize",
         "token_endpoint": f"{iss}/token",
-        "jwks_uri": f"{iss}/jwks",
+        "jwks_uri": f"{iss}{jwks_path}",
         "introspection_endpoint": f"{iss}/introspect",
         "revocation_endpoint": f"{iss}/revoke",
         "scopes_supported": [cfg.scope],
@@ -412,7 +440,7 @@ def create_app(cfg: NetworkConfig, faults: ActiveFaults, store: Store | None = N
     metadata.validate(metadata_classes=[rfc9207.AuthorizationServerMetadata])
 
     def page(template: str, status: int, **ctx) -> Response:
-        resp = Response(render_template_string(template, **ctx), status=status, mimetype="text/html")
+        resp = Response(render_template_string(template, f=form_names, **ctx), status=status, mimetype="text/html")
         resp.headers["Cache-Control"] = "no-store"
         # RFC 9700 4.16: the login page must not be framed (clickjacking)
         resp.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
@@ -444,7 +472,7 @@ def create_app(cfg: NetworkConfig, faults: ActiveFaults, store: Store | None = N
     def as_metadata():
         return jsonify(dict(metadata))
 
-    @app.get("/jwks")
+    @app.get(jwks_path)
     def jwks():
         return jsonify(server.signer.jwks())
 
@@ -460,19 +488,19 @@ def create_app(cfg: NetworkConfig, faults: ActiveFaults, store: Store | None = N
 
     @app.post("/authorize")
     def authorize_submit():  # steps 6-7
-        txn = request.form.get("transaction")
+        txn = request.form.get(form_names["txn"])
         params = transactions.get(txn)
         if params is None:
             return page(ERROR_PAGE, 400, error="invalid_request", description="unknown or expired transaction")
         consent = request.form.get("consent")
         web_id = request.form.get("web_id", "")
         user = None
-        if consent == "approve":
+        if consent == form_names["approve"]:
             user = store.check_user(web_id, request.form.get("password", ""))
             if user is None:
                 return page(LOGIN_PAGE, 403, client_id=params.get("client_id"), scope=params.get("scope"),
                             txn=txn, web_id=web_id, error="Unknown Web ID or wrong password.")
-        elif consent != "deny":
+        elif consent != form_names["deny"]:
             return page(LOGIN_PAGE, 400, client_id=params.get("client_id"), scope=params.get("scope"),
                         txn=txn, web_id=web_id, error="Choose Allow or Deny.")
         transactions.pop(txn)

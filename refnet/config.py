@@ -50,6 +50,7 @@ class Options:
     # origins whose pages may open the WSF's and the 3rdWWS's WebSocket (RFC 6455 10.2); empty =
     # the 3rdWWS's own origins (by address and by certificate name)
     allowed_origins: list[str] = field(default_factory=list)
+    token_format: str = "jwt"  # jwt | opaque (PICS token.format)
 
     CHOICES = {
         "signalling": ("relay", "direct"),
@@ -60,11 +61,16 @@ class Options:
         "ws_close": ("deregister", "expire"),
         "origin_missing": ("accept", "reject"),
     }
+    FORMATS = ("jwt", "opaque")
 
     def check(self) -> None:
         for name, allowed in self.CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+        if self.token_format not in self.FORMATS:
+            raise ValueError(f"token_format must be one of {', '.join(self.FORMATS)}")
+        if self.token_format == "opaque" and self.verify == "local_jwt":
+            raise ValueError("opaque tokens can only be verified by introspection")
 
 
 @dataclass
@@ -73,6 +79,7 @@ class NetworkConfig:
     endpoints: dict[str, Endpoint] = field(default_factory=default_endpoints)
     options: Options = field(default_factory=Options)
     faults: list[str] = field(default_factory=list)
+    variations: list[str] = field(default_factory=list)  # refnet/variations.py
     home_domain: str = "ims.example.net"
     visited_network_id: str = "visited.example.net"
     client_id: str = "thirdparty-webrtc-app"
@@ -82,6 +89,30 @@ class NetworkConfig:
     admin_token: str = "refnet-admin-token"  # provisioning of test users (AS and 3rdWWS /admin/users)
     scope: str = "ims-webrtc"
     audience: str = "wsf.operator.example"
+    # Clients that let a test obtain genuine negative tokens from the AS itself (issue 9 item 4):
+    # one whose tokens expire after a few seconds, one whose tokens name another audience.
+    short_lived_client_id: str = "thirdparty-short-lived"
+    short_lived_client_secret: str = "thirdparty-short-lived-secret"
+    short_lived_token_s: int = 2
+    other_audience_client_id: str = "thirdparty-voicemail"
+    other_audience_client_secret: str = "thirdparty-voicemail-secret"
+    other_audience: str = "voicemail.operator.example"
+
+    def varies(self, name: str) -> bool:
+        """Whether the conformant variation `name` is switched on (an unknown name is a bug)."""
+        from .variations import BY_NAME
+
+        if name not in BY_NAME:
+            raise KeyError(f"unknown variation {name!r}")
+        return name in self.variations
+
+    def token_lifetime(self, client_id: str) -> int:
+        if client_id == self.short_lived_client_id:
+            return self.short_lived_token_s
+        return self.options.token_lifetime_s
+
+    def audience_of(self, client_id: str) -> str:
+        return self.other_audience if client_id == self.other_audience_client_id else self.audience
 
     # -- derived paths -------------------------------------------------------------------------
     @property

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
-import hashlib
 import ipaddress
 import logging
 import os
@@ -27,6 +26,7 @@ from conformance.codec.sip import Request, Response
 from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_name_addr, parse_via
 from conformance.codec.sip_uri import UriError, parse_uri, uri_equal
 
+from . import wire_style
 from .config import NetworkConfig
 from .faults import ActiveFaults
 from .pcscf_routing import learn_edge, proxy_request
@@ -81,7 +81,7 @@ class Pcscf:
         """RFC 3261 16.11: a stateless proxy derives its branch from the request, so that a
         retransmission is forwarded with the same branch."""
         seed = "|".join([req.headers.get("Via") or "", req.call_id or "", str(req.cseq), str(req.uri)])
-        return "z9hG4bK" + hashlib.sha1(seed.encode(errors="replace")).hexdigest()[:20]
+        return wire_style.derived_branch(seed)
 
     async def forward_register(self, req: Request, source: Source) -> None:
         cfg = self.cfg

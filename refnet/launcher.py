@@ -30,6 +30,8 @@ from . import pki
 from .config import NODES, Endpoint, NetworkConfig, Options, default_endpoints
 from .faults import FAULTS, validate
 from .store import Store
+from .variations import BY_NAME as VARIATIONS_BY_NAME
+from .variations import validate as validate_variations
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -47,6 +49,7 @@ def prepare(cfg: NetworkConfig) -> None:
     """Everything the nodes share, done once before they start: config, PKI, database."""
     cfg.options.check()
     validate(cfg.faults)
+    validate_variations(cfg.variations)
     cfg.state.mkdir(parents=True, exist_ok=True)
     (cfg.state / "logs").mkdir(exist_ok=True)
     cfg.save()
@@ -174,7 +177,7 @@ class Network:
         ready = {
             "state_dir": str(cfg.state), "nodes": nodes, "ca_file": str(cfg.ca_file),
             "keylogs": {n: str(cfg.keylog(n)) for n in nodes if n in TLS_NODES},
-            "options": asdict(cfg.options), "faults": list(cfg.faults),
+            "options": asdict(cfg.options), "faults": list(cfg.faults), "variations": list(cfg.variations),
             "issuer": cfg.issuer, "wsf_url": cfg.wsf_url,
         }
         tmp = self.ready_file.with_suffix(".tmp")
@@ -250,6 +253,8 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default=".refnet", help="where config, PKI, database, logs go")
     parser.add_argument("--fault", action="append", default=[], metavar="NAME",
                         help="switch a named fault on (repeatable; see `faults`)")
+    parser.add_argument("--variation", action="append", default=[], metavar="NAME",
+                        help="switch a named conformant variation on (repeatable; see `variations`)")
     for name, choices in Options.CHOICES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=getattr(Options(), name))
     parser.add_argument("--no-wsf-url-member", action="store_true", help="token response without wsf_url")
@@ -260,11 +265,13 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> NetworkConfig:
+    variations = validate_variations(getattr(args, "variation", []))
+    overrides = {k: v for name in variations for k, v in VARIATIONS_BY_NAME[name].options.items()}
     options = Options(**{name: getattr(args, name) for name in Options.CHOICES},
-                      wsf_url_member=not args.no_wsf_url_member)
+                      wsf_url_member=not args.no_wsf_url_member, **overrides)
     endpoints = free_endpoints() if args.free_ports else default_endpoints()
     return NetworkConfig(state_dir=str(Path(args.state_dir).resolve()), endpoints=endpoints, options=options,
-                         faults=validate(args.fault))
+                         faults=validate(args.fault), variations=variations)
 
 
 def run_foreground(cfg: NetworkConfig, nodes: Iterable[str] = NODES, out=sys.stdout) -> int:

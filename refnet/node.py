@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+from . import wire_style
 from .config import NODES, NetworkConfig
 from .faults import ActiveFaults
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s {args.node} %(levelname)s %(name)s: %(message)s")
     cfg = NetworkConfig.load(args.state_dir)
     faults = ActiveFaults(cfg.faults)
+    wire_style.configure(cfg.variations)
     module, func = ENTRY_POINTS[args.node]
     serve = getattr(importlib.import_module(module), func)
     if not args.no_parent_watch:

@@ -14,7 +14,6 @@ A handler error never stops the node: it is logged and the request gets a 500.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import signal
@@ -27,9 +26,11 @@ from conformance.codec import sip
 from conformance.codec.sip import ParseFailure, Request, Response, StreamParser
 from conformance.codec.sip_headers import parse_via
 
+from . import wire_style
+
 log = logging.getLogger("refnet.sip")
 
-MAX_MESSAGE = 64 * 1024
+MAX_MESSAGE = wire_style.MAX_MESSAGE  # the default; wire_style.max_message() is what applies
 TCP_IDLE_S = 120.0  # an inbound or outbound TCP connection unused this long is closed
 MAX_TCP_CONNECTIONS = 512
 CONNECT_TIMEOUT_S = 3.0
@@ -64,7 +65,7 @@ def reason_phrase(text: str, limit: int = 160) -> str:
 def stateless_tag(req: Request) -> str:
     """RFC 3261 8.2.7: a stateless UAS gives the same To tag to a retransmitted request."""
     seed = "|".join([req.call_id or "", req.headers.get("From") or "", req.branch or "", str(req.cseq)])
-    return hashlib.sha1(seed.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return wire_style.derived_tag(seed)
 
 
 def make_response(req: Request, status: int, reason: str, headers: list[tuple[str, str]] = (),
@@ -195,7 +196,7 @@ class SipTransport:
 
     def send_udp(self, data: bytes, host: str, port: int) -> None:
         if self._udp is not None and not self._udp.is_closing():
-            self._udp.sendto(data, (host, port))
+            self._udp.sendto(wire_style.restyle(data), (host, port))
 
     def reply(self, source: Source, data: bytes) -> None:
         """Back where the request came from: same TCP connection, or the UDP source address
@@ -271,7 +272,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.owner = owner
 
     def datagram_received(self, data: bytes, addr) -> None:
-        if len(data) > MAX_MESSAGE or not data.strip(b"\r\n\0 \t"):
+        if len(data) > wire_style.max_message() or not data.strip(b"\r\n\0 \t"):
             return  # oversize, or a keep-alive (RFC 5626 4.4.1 CRLF over UDP)
         self.owner._received(data, Source("UDP", addr[0], addr[1]))
 
@@ -284,7 +285,7 @@ class _TcpConnection(asyncio.Protocol):
 
     def __init__(self, owner: SipTransport):
         self.owner = owner
-        self.parser = StreamParser(max_size=MAX_MESSAGE)
+        self.parser = StreamParser(max_size=wire_style.max_message())
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.closed = False
@@ -307,7 +308,7 @@ class _TcpConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.last_used = time.monotonic()
-            self.transport.write(data)
+            self.transport.write(wire_style.restyle(data))
 
     def close(self) -> None:
         if self.transport is not None:

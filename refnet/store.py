@@ -139,6 +139,10 @@ class Store:
         self.put_client(cfg.client_id, cfg.client_secret, [cfg.redirect_uri], grant_types=["authorization_code"],
                         scope=cfg.scope)
         self.put_client(cfg.wsf_client_id, cfg.wsf_client_secret, [], grant_types=[], scope="")
+        for client_id, secret in ((cfg.short_lived_client_id, cfg.short_lived_client_secret),
+                                  (cfg.other_audience_client_id, cfg.other_audience_client_secret)):
+            self.put_client(client_id, secret, [cfg.redirect_uri], grant_types=["authorization_code"],
+                            scope=cfg.scope)
 
     # -- users ---------------------------------------------------------------------------------
     def create_user(self, web_id: str, password: str, impi: str, impus: list[str],

@@ -32,7 +32,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from conformance.codec import sip
 
-from . import pki
+from . import pki, wire_style
 from .config import NetworkConfig
 from .faults import ActiveFaults
 from .store import Store
@@ -40,7 +40,6 @@ from .store import Store
 log = logging.getLogger("refnet.3rdwws")
 
 MAX_BODY = 64 * 1024
-MAX_MSG = 64 * 1024  # one SIP message per WebSocket message (RFC 7118 5)
 SESSION_TTL_S = 3600
 MAX_SESSIONS = 10_000
 COOKIE = "sid"
@@ -289,22 +288,32 @@ class ThirdParty:
         refused = self.foreign_origin(request)
         if refused is not None:
             return refused
-        ws = web.WebSocketResponse(protocols=("sip",), max_msg_size=MAX_MSG, autoping=True)
+        ws = web.WebSocketResponse(protocols=("sip",), max_msg_size=wire_style.max_message(), autoping=True)
         ready = ws.can_prepare(request)
         if not ready.ok:
             return _page("Bad request", "<p>WebSocket handshake expected</p>", 400)
         if ready.protocol != "sip":  # RFC 7118 4: the sip subprotocol is mandatory
             return _page("Bad request", "<p>Sec-WebSocket-Protocol must offer sip (RFC 7118)</p>", 400)
-        try:  # step 13, before accepting the UE: a failure is an HTTP error, not a dead socket
-            upstream = await self.http.ws_connect(sess.wsf_url, protocols=("sip",), max_msg_size=MAX_MSG,
+        # Step 13 before accepting the UE (step 12): a failure is an HTTP error, not a dead
+        # socket. Variation 3rdwws-wsf-after-accept takes the other order, which is as conformant.
+        accept_first = self.cfg.varies("3rdwws-wsf-after-accept")
+        if accept_first:
+            await ws.prepare(request)
+        try:
+            upstream = await self.http.ws_connect(sess.wsf_url, protocols=("sip",),
+                                                  max_msg_size=wire_style.max_message(),
                                                   origin=self.cfg.url("3rdwws"),  # our page's origin
                                                   timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("WSS to the WSF %s failed: %s", sess.wsf_url, exc)
+            if accept_first:
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"the WSF is unreachable")
+                return ws
             return _page("Bad gateway", "<p>the WSF is unreachable</p>", 502)
         if upstream.protocol != "sip":
             log.warning("the WSF did not negotiate the sip subprotocol (RFC 7118 4)")
-        await ws.prepare(request)
+        if not accept_first:
+            await ws.prepare(request)
         self.websockets.add(ws)
         try:
             await self.relay(ws, upstream, sess)

@@ -39,12 +39,11 @@ from conformance.codec.sip import Request, Response
 from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_name_addr, parse_via
 from conformance.codec.sip_uri import SipUri, UriError, parse_uri, uri_equal
 
-from . import pki
+from . import pki, wire_style
 from .config import NetworkConfig
 from .faults import ActiveFaults
 from .lifecycle import FlowRegistration, deregistration, origin_refusal, record_success
 from .sip_transport import (
-    MAX_MESSAGE,
     SipTransport,
     Source,
     announce,
@@ -152,16 +151,27 @@ class Verifier:
         if not isinstance(body, dict) or body.get("active") is not True:
             raise TokenRejected("token not active at introspection")
         aud = body.get("aud")
-        if aud is not None and cfg.audience not in (aud if isinstance(aud, list) else [aud]):
+        if (aud is not None and cfg.audience not in (aud if isinstance(aud, list) else [aud])
+                and not self.faults.on("wsf-ignore-audience")):
             raise TokenRejected(f"token audience {aud!r} is not {cfg.audience}")
         impus = body.get("impu") or []
         return Identity(body.get("sub"), body.get("impi"), list(impus) if isinstance(impus, list) else [impus])
+
+    async def _jwks_uri(self) -> str:
+        """RFC 8414 3: the AS metadata names the JWKS; the path is the AS's choice."""
+        async with self.session().get(self.cfg.issuer + "/.well-known/oauth-authorization-server") as resp:
+            if resp.status != 200:
+                raise VerifierUnavailable(f"AS metadata answered HTTP {resp.status}")
+            uri = (await resp.json(content_type=None)).get("jwks_uri")
+        if not isinstance(uri, str) or not uri.startswith("https://"):
+            raise VerifierUnavailable(f"AS metadata has no usable jwks_uri: {uri!r}")
+        return uri
 
     async def _keyset(self, refresh: bool = False) -> KeySet:
         now = time.monotonic()
         if self._jwks is None or (refresh and now - self._jwks_at > JWKS_REFRESH_S):
             try:
-                async with self.session().get(self.cfg.issuer + "/jwks") as resp:
+                async with self.session().get(await self._jwks_uri()) as resp:
                     if resp.status != 200:
                         raise VerifierUnavailable(f"JWKS answered HTTP {resp.status}")
                     self._jwks = KeySet.import_key_set(await resp.json(content_type=None))
@@ -227,7 +237,7 @@ class Flow:
             except UnicodeDecodeError:  # RFC 7118 4.2: binary frames for non-UTF-8 content
                 await self.ws.send(data)
             else:
-                await self.ws.send(text)
+                await self.ws.send(wire_style.restyle_text(text))
         except ConnectionClosed:
             log.info("flow %s closed before a message could be sent", self.token)
 
@@ -348,7 +358,7 @@ class Wsf:
     def challenge(self, error: str | None) -> list[tuple[str, str]]:
         # RFC 8898 2.2 / RFC 6750 3: Bearer realm, authz_server; error only when a token was sent
         value = f'Bearer realm="{self.cfg.home_domain}", authz_server="{self.cfg.issuer}"'
-        if error:
+        if error and not self.cfg.varies("wsf-challenge-without-error"):  # RFC 6750 3.1: a SHOULD
             value += f', error="{error}"'
         return [("WWW-Authenticate", value)]
 
@@ -426,13 +436,15 @@ class Wsf:
         if faults.on("wsf-forward-bearer"):
             for value in bearer:
                 h.add("Authorization", value)
-        digest = (f'Digest username="{ident.impi}", realm="{cfg.home_domain}", uri="{req.uri}", '
-                  f'nonce="", response=""')
+        params = [("username", f'"{ident.impi}"'), ("realm", f'"{cfg.home_domain}"'), ("uri", f'"{req.uri}"'),
+                  ("nonce", '""'), ("response", '""')]
         if not faults.on("wsf-no-auth-done"):
-            digest += ', integrity-protected="auth-done"'  # TS 24.229 5.2.2: trusted node
-        h.add("Authorization", digest)
+            params.append(("integrity-protected", '"auth-done"'))  # TS 24.229 5.2.2: trusted node
+        if cfg.varies("wsf-digest-param-order"):  # auth-params are an unordered list (RFC 7616 3.4)
+            params.reverse()
+        h.add("Authorization", "Digest " + ", ".join(f"{k}={v}" for k, v in params))
         transport = cfg.options.core_transport.upper()
-        branch = f"z9hG4bK{secrets.token_hex(10)}"
+        branch = wire_style.new_branch()
         h.prepend("Via", f"SIP/2.0/{transport} {self.core.host}:{self.core.port};branch={branch};rport")
         if not faults.on("wsf-no-path"):
             # RFC 5626 5.1 / RFC 7118 5: a Path naming this flow, with ob (outbound edge proxy)
@@ -507,7 +519,7 @@ class Wsf:
         await self.core.start()
         async with ws_serve(self.handle, me.host, me.port, ssl=pki.server_ssl_context(self.cfg, "wsf"),
                          subprotocols=["sip"], select_subprotocol=self.select_subprotocol,
-                         process_request=self.process_request, max_size=MAX_MESSAGE,
+                         process_request=self.process_request, max_size=wire_style.max_message(),
                          compression=None, open_timeout=10, close_timeout=2):
             announce("wsf", me.host, me.port)
             await stop.wait()

@@ -191,6 +191,20 @@ class TestCase:
     description: str = ""
     raw: MarkedDict = field(default_factory=MarkedDict, repr=False)
     requires_pixit: list[str] = field(default_factory=list)
+    # PIXIT without which the case cannot exercise its requirement (a genuine expired token...):
+    # missing -> inconclusive "not exercised", whereas a missing `requires_pixit` is not applicable
+    needs: list[dict] = field(default_factory=list)  # [{pixit: dotted path, why: text}]
+
+    def missing_needs(self, pixit: dict) -> list[str]:
+        """The `needs` the profile's PIXIT does not supply, as 'why (pixit.path)' lines."""
+        missing = []
+        for need in self.needs:
+            node: Any = pixit
+            for part in str(need["pixit"]).split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node in (None, "", {}, []):
+                missing.append(f"{need['why']} (the profile has no pixit.{need['pixit']})")
+        return missing
 
     @property
     def source(self) -> str:
@@ -396,6 +410,7 @@ def check_testcase(path: str | Path, fragments_dir: str | Path | None = None,
         user=doc.get("user", "fresh"), steps=steps, capture=doc.get("capture"), file=file,
         line=doc.mark[0], description=doc.get("description", ""), raw=doc,
         requires_pixit=list(doc.get("requires_pixit", [])),
+        needs=[dict(n) for n in doc.get("needs") or []],
     )
     return tc, []
 

@@ -332,7 +332,14 @@ def _wait(spec: dict, state: CaseState, env: ActionEnv):
             _, claims = jwt_codec.decode_unverified(str(spec["until_exp"]))
             exp = float(claims["exp"])
         except (jwt_codec.JwtError, KeyError, TypeError, ValueError) as exc:
-            raise StepError(f"wait.until_exp needs a JWT with an exp claim: {exc}") from exc
+            # an opaque token says nothing about itself: its lifetime from the token response
+            # (expires_in, counted from now, so never shorter than the real one) takes its place
+            if spec.get("expires_in") is None:
+                raise StepError(f"wait.until_exp needs a JWT with an exp claim, or expires_in: {exc}") from exc
+            try:
+                exp = time.time() + float(spec["expires_in"])
+            except (TypeError, ValueError) as bad:
+                raise StepError(f"wait.expires_in must be a number of seconds: {bad}") from bad
         ms = max(0.0, (exp + 1.0 - time.time()) * 1000.0)
         limit = float(spec.get("max_ms", 10_000))
         if ms > limit:

@@ -26,6 +26,9 @@ from conformance.run.state import CaseState
 from conformance.run.templating import TemplateContext, TemplateError, render
 from conformance.verdicts import Finding, Verdict, worst
 
+PREAMBLES = Path(__file__).resolve().parent / "preambles"
+_DISCOVERED: dict[str, dict] = {}  # issuer -> its RFC 8414 metadata, once per process
+
 
 class SutUnreachable(Exception):
     """The SUT could not be reached at all: nothing could be observed (inconclusive)."""
@@ -155,17 +158,61 @@ class Engine:
         self.capture_factory = capture_factory
         self.no_capture_reason = no_capture_reason or "capture is disabled in the profile or not available"
         self.clock = as_clock(clock)  # a Clock (or a function of seconds): every deadline reads it
-        self.identities = identities.IdentityProvider(profile, clock=self.clock)
+        self.identities = identities.IdentityProvider(profile, self.workdir, clock=self.clock)
 
     # -- one test case ---------------------------------------------------------------------------
     def run(self, tc: TestCase) -> CaseResult:
         self.reporter.new_case()
         keylog = self.workdir / "harness.keylog"
+        missing = tc.missing_needs(self.profile.pixit)
+        if missing:  # what the case checks cannot be provoked with this profile: never a pass
+            return CaseResult(tc.id, Verdict.INCONCLUSIVE, reason="not exercised: " + "; ".join(missing))
         try:
-            user = self.identities.for_case(tc)
+            lease = self.identities.lease(tc)
         except identities.ProvisioningError as exc:
             return CaseResult(tc.id, Verdict.INCONCLUSIVE, reason=f"could not provision a test identity: {exc}")
+        try:
+            if lease.needs_reset:  # a shared fixture user: a known state first (preamble)
+                problem = self._reset_identity(lease, "preamble")
+                if problem:
+                    return CaseResult(tc.id, Verdict.INCONCLUSIVE, reason=problem)
+            result = self._run_with(tc, lease.user, keylog)
+            if lease.needs_reset:  # and no registration left behind for the next case (postamble)
+                problem = self._reset_identity(lease, "postamble")
+                if problem:
+                    result.reason = "; ".join(filter(None, [result.reason, problem]))
+            return result
+        finally:
+            lease.release()
+
+    def _reset_identity(self, lease: identities.Lease, phase: str) -> str:
+        """Remove every registration of a leased fixture user along the binding's path; a
+        problem here is not the case's verdict, but the case cannot start from a known state."""
+        from conformance.model.testcase import load_testcase
+
+        mode = self.profile.pics.get("signalling.path", "relay")
+        script = load_testcase(PREAMBLES / f"reset_{'direct' if mode == 'direct' else 'relay'}.yaml")
+        state = CaseState(profile=self.profile, user=lease.user, users=self.identities.fixtures,
+                          keylog=self.workdir / "harness.keylog")
+        mctx = MatchContext(identities=self.identities.table(lease.user), jwks_provider=self._jwks_provider(state),
+                            capture_available=True)
+        try:
+            with self.reporter.step(f"{phase}: remove the registrations of fixture user {lease.fixture}") as rstep:
+                for i, step in enumerate(script.steps):
+                    findings = self._step_findings(step, state, mctx, getattr(step, "line", None))
+                    bad = [f for f in findings if not f.ok]
+                    if bad:
+                        rstep.finish(Verdict.INCONCLUSIVE, bad)
+                        return (f"{phase} could not bring fixture user {lease.fixture!r} to a known state "
+                                f"(step {i + 1}, {step.get('name')}): " + "; ".join(f.describe() for f in bad))
+                rstep.finish(Verdict.PASS, [])
+        finally:
+            state.close()
+        return ""
+
+    def _run_with(self, tc: TestCase, user: dict, keylog: Path) -> CaseResult:
         state = CaseState(profile=self.profile, user=user, users=self.identities.fixtures, keylog=keylog)
+        self._discover(state)
         mctx = MatchContext(identities=self.identities.table(user), jwks_provider=self._jwks_provider(state),
                             capture_available=True)
         if browser_actions.browser_mode(self.profile) and browser_actions.plays(tc):
@@ -337,6 +384,27 @@ class Engine:
     def _timeout_s(self, step: dict) -> float:
         ms = step.get("timeout_ms") or self.profile.pixit.get("timeouts", {}).get("step_ms", 5000)
         return max(0.001, float(ms) / 1000.0)
+
+    def _discover(self, state: CaseState) -> None:
+        """PIXIT the binding lets the SUT publish instead of the profile declaring it: the JWKS
+        location comes from the AS metadata (RFC 8414 3, `jwks_uri`) when the profile names none.
+        Looked up once per process and issuer; a failed lookup leaves it unset, so a case that
+        needs it says which variable is missing."""
+        as_node = (self.profile.pixit.get("nodes") or {}).get("as") or {}
+        issuer = as_node.get("issuer")
+        if as_node.get("jwks_uri") or not issuer:
+            return
+        if issuer not in _DISCOVERED:
+            try:
+                meta = actions.http_driver(state, self.profile).get_json(
+                    issuer.rstrip("/") + "/.well-known/oauth-authorization-server")
+            except Exception as exc:  # noqa: BLE001 - discovery is best effort; the case reports the gap
+                self.reporter.attach_text("AS metadata discovery failed", f"{type(exc).__name__}: {exc}")
+                return
+            _DISCOVERED[issuer] = meta if isinstance(meta, dict) else {}
+        uri = _DISCOVERED[issuer].get("jwks_uri")
+        if isinstance(uri, str) and uri:
+            as_node["jwks_uri"] = uri
 
     def _jwks_provider(self, state: CaseState):
         cache: dict = {}

@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conformance.model.catalog import load_catalog  # noqa: E402
@@ -28,7 +30,7 @@ from conformance.run.engine import Engine  # noqa: E402
 from profiles import write_profile  # noqa: E402
 from refnet.config import NetworkConfig, Options  # noqa: E402
 from refnet.faults import FAULTS  # noqa: E402
-from refnet.launcher import free_endpoints, start  # noqa: E402
+from refnet.launcher import free_endpoints, prepare, start  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "fault-matrix.md"
@@ -59,18 +61,29 @@ class Run:
     findings: dict[str, list[str]] = field(default_factory=dict)
 
 
-def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150) -> Run:
-    opts = VARIANTS[variant]
-    tmp = Path(tempfile.mkdtemp(prefix=f"fm-{variant}-{fault or 'clean'}-"))
+def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150, *, options: dict | None = None,
+              variations: tuple[str, ...] = (), edit_profile=None, before_start=None) -> Run:
+    """The cases against a fresh network with `variant`'s options (or `options`), the fault and the
+    conformant variations on. `before_start(cfg)` may seed the network's state; `edit_profile(doc,
+    net)` changes the profile the way a vendor with those choices would write it."""
+    opts = VARIANTS[variant] if options is None else options
+    label = fault or "+".join(variations) or "clean"
+    tmp = Path(tempfile.mkdtemp(prefix=f"fm-{variant}-{label}-"))
     cfg = NetworkConfig(str(tmp / "state"), endpoints=free_endpoints(prefer_defaults=False),
-                        options=Options(**opts), faults=[fault] if fault else [])
+                        options=Options(**opts), faults=[fault] if fault else [], variations=list(variations))
+    if before_start is not None:
+        prepare(cfg)
+        before_start(cfg)
     net = start(cfg)
     run = Run(variant, fault)
     factory = None
     try:
         path = write_profile(net, tmp)
-        data = path.read_text().replace("settle_ms: 300", f"settle_ms: {settle_ms}")
-        path.write_text(data)
+        doc = yaml.safe_load(path.read_text())
+        doc["pixit"]["capture"]["settle_ms"] = settle_ms
+        if edit_profile is not None:
+            edit_profile(doc, net)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
         profile = load_profile(path)
         factory = CaptureFactory(profile, tmp / "work")
         factory.ensure_started(tmp / "work" / "harness.keylog")  # before any node opens a connection
@@ -81,7 +94,7 @@ def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150) -> R
                 continue
             result = engine.run(tc)
             run.verdicts[tc.id] = result.verdict.value
-            run.findings[tc.id] = [f.describe() for f in result.failures()]
+            run.findings[tc.id] = [f.describe() for f in result.failures()] + ([result.reason] if result.reason else [])
     finally:
         if factory is not None:
             factory.close()
@@ -96,16 +109,29 @@ def catalog():
     return cases
 
 
-def subset(cases, node: str):
-    return [tc for tc in cases if tc.sut in (node, "flow")]
+# A fault whose effect shows at another node too: its cases run as well. An AS that reports an
+# expired token active is what lets an introspecting WSF accept it (the WSF's expired-token case).
+FAULT_EXTRA_NODES = {"as-introspect-expired-active": ("wsf",)}
 
 
-def compute(cases=None) -> dict[str, dict]:
+def subset(cases, node: str, fault: str | None = None):
+    nodes = (node, "flow", *FAULT_EXTRA_NODES.get(fault or "", ()))
+    return [tc for tc in cases if tc.sut in nodes]
+
+
+def compute(cases=None, only: list[str] | None = None) -> dict[str, dict]:
+    """Every fault's row; with `only`, those faults are run again and the other rows are kept as
+    docs/fault-matrix.md has them."""
     cases = cases if cases is not None else catalog()
+    kept = documented() if only else {}
     matrix = {}
     for fault in FAULTS:
         variant = FAULT_VARIANT.get(fault.name, "relay")
-        run = run_cases(variant, fault.name, subset(cases, fault.node))
+        if only and fault.name not in only and fault.name in kept:
+            matrix[fault.name] = {"node": fault.node, "breaks": fault.breaks, "variant": variant,
+                                  "caught_by": kept[fault.name]}
+            continue
+        run = run_cases(variant, fault.name, subset(cases, fault.node, fault.name))
         matrix[fault.name] = {"node": fault.node, "breaks": fault.breaks, "variant": variant,
                               "caught_by": sorted(k for k, v in run.verdicts.items() if v == "fail")}
     return matrix
@@ -114,7 +140,8 @@ def compute(cases=None) -> dict[str, dict]:
 def render(matrix: dict[str, dict]) -> str:
     lines = ["# Fault-detection matrix", "",
              "Which test cases catch each fault of the reference network (`refnet/faults.py`): the fault is",
-             "switched on, the test cases of its node and the flow cases run, and a case that gives the verdict",
+             "switched on, the test cases of its node and the flow cases run (plus the nodes where its effect",
+             "shows, `FAULT_EXTRA_NODES`), and a case that gives the verdict",
              "*fail* caught it. Generated by `tests/integration/fault_matrix.py --write`; checked by",
              "`tests/integration/test_fault_matrix.py`, which fails when this file is out of date.", "",
              "| fault | node | breaks | options | caught by |", "|---|---|---|---|---|"]
@@ -140,8 +167,9 @@ def documented() -> dict[str, list[str]]:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--write", action="store_true")
+    p.add_argument("--only", action="append", metavar="FAULT", help="run only these faults again (repeatable)")
     a = p.parse_args()
-    matrix = compute()
+    matrix = compute(only=a.only)
     print(json.dumps({k: v["caught_by"] for k, v in matrix.items()}, indent=1))
     if a.write:
         DOC.write_text(render(matrix))

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
 import ssl
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -427,6 +428,13 @@ def _introspect_wrong_impi(h, net, o):
     assert o["introspection"]["impu"] == o["user"]["impus"]
 
 
+def _introspect_expired_active(h, net, o):
+    # the token's expiry moved into the past in the AS's own database: a genuinely expired token
+    with sqlite3.connect(net.cfg.db_path) as db:
+        db.execute("UPDATE tokens SET exp = ? WHERE token = ?", (int(time.time()) - 5, o["token"]))
+    assert introspect(h, net, o["token"]).json()["active"] is True
+
+
 def _token_in_redirect(h, net, o):
     assert o["redirect"]["access_token"]
 
@@ -437,6 +445,7 @@ AS_FAULT_CHECKS = {
     "as-token-wrong-aud": _wrong_aud, "as-token-no-exp": _no_exp,
     "as-introspect-unauthenticated": _introspect_unauthenticated,
     "as-introspect-wrong-impi": _introspect_wrong_impi, "as-token-in-redirect": _token_in_redirect,
+    "as-introspect-expired-active": _introspect_expired_active,
 }
 
 

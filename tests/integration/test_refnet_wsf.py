@@ -47,15 +47,17 @@ def https(net) -> requests.Session:
 _tokens: dict[tuple, str] = {}
 
 
-def get_token(net, user: dict = ALICE, fresh: bool = False) -> str:
-    """Steps 4-10 with the test as the third-party client (HTTPS to the AS only)."""
-    key = (str(net.cfg.state), user["web_id"])
+def get_token(net, user: dict = ALICE, fresh: bool = False, client: tuple[str, str] | None = None) -> str:
+    """Steps 4-10 with the test as the third-party client (HTTPS to the AS only); `client` is
+    another registered client (id, secret) than the third-party application's."""
+    cfg, s = net.cfg, https(net)
+    client_id, client_secret = client or (cfg.client_id, cfg.client_secret)
+    key = (str(net.cfg.state), user["web_id"], client_id)
     if key in _tokens and not fresh:
         return _tokens[key]
-    cfg, s = net.cfg, https(net)
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    params = {"response_type": "code", "client_id": cfg.client_id, "redirect_uri": cfg.redirect_uri,
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": cfg.redirect_uri,
               "scope": cfg.scope, "state": secrets.token_urlsafe(8), "code_challenge": challenge,
               "code_challenge_method": "S256"}
     page = s.get(net.url("as", "/authorize"), params=params, timeout=10)
@@ -64,7 +66,7 @@ def get_token(net, user: dict = ALICE, fresh: bool = False) -> str:
                data={"transaction": txn, "web_id": user["web_id"], "password": user["password"],
                      "consent": "approve"})
     code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
-    r = s.post(net.url("as", "/token"), auth=(cfg.client_id, cfg.client_secret), timeout=10,
+    r = s.post(net.url("as", "/token"), auth=(client_id, client_secret), timeout=10,
                data={"grant_type": "authorization_code", "code": code, "redirect_uri": cfg.redirect_uri,
                      "code_verifier": verifier})
     assert r.status_code == 200, r.text
@@ -493,6 +495,30 @@ def test_fault_wsf_accept_expired(refnet_factory):
         claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
         time.sleep(max(0.0, claims["exp"] - time.time()) + 0.2)
         fwd, ws = forward(net, fake, register(token))
+        ws.close()
+        assert digest_of(fwd).params["username"] == ALICE["impi"]
+    finally:
+        fake.close()
+
+
+def test_genuine_token_for_another_audience_is_refused(wsf_net, pcscf):
+    """The AS's own token for another resource server: only the audience check can refuse it."""
+    cfg = wsf_net.cfg
+    token = get_token(wsf_net, client=(cfg.other_audience_client_id, cfg.other_audience_client_secret))
+    ws = ws_connect(wsf_net)
+    resp = exchange(ws, register(token))
+    ws.close()
+    assert resp.status == 401
+    assert parse_credentials(resp.headers.get("WWW-Authenticate")).params["error"] == "invalid_token"
+    assert pcscf.receive(QUIET_S) is None
+
+
+def test_fault_wsf_ignore_audience(refnet_factory):
+    net, fake = _fault_net(refnet_factory, "wsf-ignore-audience")
+    try:
+        cfg = net.cfg
+        token = get_token(net, fresh=True, client=(cfg.other_audience_client_id, cfg.other_audience_client_secret))
+        fwd, ws = forward(net, fake, register(token))  # introspection says aud voicemail; forwarded anyway
         ws.close()
         assert digest_of(fwd).params["username"] == ALICE["impi"]
     finally:

@@ -3,7 +3,8 @@ catalog authors: does my case pass on the conformant network and fail with the f
 
     .venv/bin/python tests/integration/try_case.py testcases/wsf/TP_WSF_TOK_001.yaml [...] \
         [--fault wsf-skip-verification] [--signalling direct] [--verify local_jwt] \
-        [--bearer-syntax ts24371] [--core-transport tcp] [--pics sip.client_aor=impu] [--no-capture]
+        [--bearer-syntax ts24371] [--core-transport tcp] [--pics sip.client_aor=impu] [--no-capture] \
+        [--variation sip-compact-headers]
 
 Prints each case's verdict, its steps and every finding that is not a pass.
 """
@@ -31,6 +32,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("cases", nargs="+")
     p.add_argument("--fault", action="append", default=[])
+    p.add_argument("--variation", action="append", default=[], help="a conformant variation (refnet/variations.py)")
     p.add_argument("--signalling", default="relay")
     p.add_argument("--verify", default="introspection")
     p.add_argument("--bearer-syntax", default="rfc8898")
@@ -47,6 +49,7 @@ def main() -> int:
         more[k] = int(v) if v.isdigit() else v
     d = Path(tempfile.mkdtemp(prefix="try-case-"))
     cfg = NetworkConfig(str(d / "state"), endpoints=free_endpoints(prefer_defaults=False), faults=a.fault,
+                        variations=a.variation,
                         options=Options(signalling=a.signalling, verify=a.verify, bearer_syntax=a.bearer_syntax,
                                         core_transport=a.core_transport, token_lifetime_s=a.token_lifetime,
                                         **more))

@@ -58,6 +58,8 @@ def test_reference_profile(tmp_path: Path, monkeypatch):
     assert p.secrets == {
         "pixit.oauth.client_secret": "thirdparty-webrtc-app-secret",
         "pixit.oauth.introspection_client_secret": "wsf-secret",
+        "pixit.oauth.short_lived_client.client_secret": "thirdparty-short-lived-secret",
+        "pixit.oauth.other_audience_client.client_secret": "thirdparty-voicemail-secret",
         "pixit.users.provisioning.token": "refnet-admin-token",
         "pixit.users.fixtures.alice.password": "alice-pw",
         "pixit.users.fixtures.alice.tp_password": "jane-pw",
