@@ -125,7 +125,8 @@ def _profile(tmp: Path, ca: Path, host: str, port: int, transport: str) -> Path:
         },
         "pics": {"signalling.path": "relay", "token.format": "jwt", "token.wsf_url_member": True,
                  "sip.bearer_syntax": "rfc8898", "sip.client_aor": "web_id", "wsf.verify": "introspection",
-                 "core.transport": transport, "core.separate_icscf": False},
+                 "core.transport": transport, "core.separate_icscf": False,
+                 "wsf.reregister_token": "every", "wsf.on_ws_close": "deregister", "wsf.origin_missing": "accept"},
     }
     path = tmp / "hostile.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

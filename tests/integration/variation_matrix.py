@@ -33,18 +33,9 @@ DOC = REPO / "docs" / "variation-matrix.md"
 # Verdicts that say a conformant choice was judged conformant.
 ACCEPTED = {"pass", "pass with warnings", "not applicable"}
 
-# Variations whose only failures come from catalog items that branch issue9a fixes (form-field
-# discovery, the SHOULD-level `error` parameter, size limits as PIXIT, step order): the make-test
-# parametrization skips them with this reason; empty it once both branches are merged.
-AWAITS_CATALOG_FIX = {
-    "as-form-field-names": "catalog assumes the hidden field `transaction` and the consent value `approve` "
-                           "(issue 9 item 2, branch issue9a: form-field discovery)",
-    "wsf-challenge-without-error": "catalog requires error=\"invalid_token\" as a MUST (RFC 6750 3.1 says SHOULD; "
-                                   "branch issue9a: requirement levels)",
-    "size-limits-larger": "catalog assumes a 64 KiB limit on SIP and WebSocket messages (branch issue9a: size "
-                          "limits as PIXIT)",
-    "3rdwws-wsf-after-accept": "catalog assumes step 13 before step 12 in relay mode (branch issue9a: step order)",
-}
+# Variations that would still fail only for a known catalog item being fixed (the make-test
+# parametrization skips them with the reason). Empty: every variation must pass.
+AWAITS_CATALOG_FIX: dict[str, str] = {}
 
 # Inconclusive verdicts a variation may legitimately give, with the reason (documented in the doc).
 INCONCLUSIVE_OK: dict[str, dict[str, str]] = {}
