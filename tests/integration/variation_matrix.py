@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fault_matrix import catalog, run_cases  # noqa: E402
+from fault_matrix import VARIANTS, catalog, run_cases  # noqa: E402
 
 from refnet.config import SEED_USERS  # noqa: E402
 from refnet.store import Store  # noqa: E402
@@ -164,7 +164,9 @@ def profile_editor(name: str):
 def run_variation(name: str, cases=None):
     cases = cases if cases is not None else catalog()
     variation = BY_NAME[name]
-    options = {**variation.options, **EXTRA_OPTIONS.get(name, {})}
+    # on top of the default network of the fault matrix (its short token lifetime lets the lifecycle
+    # cases see a token expire), so a variation changes exactly one freedom
+    options = {**VARIANTS["relay"], **variation.options, **EXTRA_OPTIONS.get(name, {})}
     chosen = [tc for tc in cases if SUBSET[name](tc)]
     return run_cases("relay", None, chosen, options=options, variations=(name,),
                      edit_profile=profile_editor(name),
