@@ -92,6 +92,9 @@ class TestCaseItem(pytest.Item):
         if sel is not None and not sel.evaluate(profile.pics):
             answers = ", ".join(f"{n}={profile.pics.get(n)!r}" for n in sorted(sel.names))
             pytest.skip(f"NOT APPLICABLE: PICS selection `{sel.expr}` is false ({answers})")
+        unsupplied = _not_applicable_for_peers(self.tc, profile)
+        if unsupplied:
+            pytest.skip(f"NOT APPLICABLE: {unsupplied}")
         missing = self.tc.missing_pixit(profile.pixit)
         if missing:  # a value the binding leaves open and the profile does not declare: never guessed
             pytest.skip(f"NOT APPLICABLE: the profile does not declare {', '.join(missing)}")
@@ -144,6 +147,25 @@ class TestCaseItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, (self.tc.line or 1) - 1, f"{self.tc.id}: {self.tc.title}"
+
+
+def _not_applicable_for_peers(tc, profile) -> str:
+    """A node the vendor does not supply has no test cases of its own (the flow cases need every
+    node); a case that scripts an emulated peer needs the harness to play that node."""
+    from conformance.peers.base import played_nodes
+    from conformance.peers.evidence import scripted_nodes
+
+    nodes = profile.pixit.get("nodes") or {}
+    absent = sorted(n for n, spec in nodes.items() if spec.get("supplied", True) is False)
+    if tc.sut in absent:
+        return f"the profile marks {tc.sut} supplied: false"
+    if tc.sut == "flow" and absent:
+        return f"the end-to-end flow needs every node; the profile does not supply {', '.join(absent)}"
+    needed = scripted_nodes(tc) - set(played_nodes(profile))
+    if needed:
+        return (f"the case scripts the emulated {', '.join(sorted(needed))}; the profile supplies "
+                "that node, so the harness does not play it")
+    return ""
 
 
 _OFFLINE_KEY = pytest.StashKey[object]()
@@ -283,6 +305,10 @@ def pytest_sessionstart(session):
     profile = _profile(config)
     if not hasattr(config, "workerinput"):  # xdist workers use the network their controller started
         config._ims_refnet = reference.ensure_up(profile)
+        from conformance.peers import start_for_profile
+
+        # the nodes the vendor does not supply, played by the harness (docs/peers.md)
+        config._ims_peers = start_for_profile(profile, Path(config.getoption("--ims-workdir")))
     factory = _capture_factory(config, profile)
     if factory is not None:  # sniff from the start: later cases may reuse connections opened now
         factory.ensure_started(Path(config.getoption("--ims-workdir")) / "harness.keylog")
@@ -292,6 +318,9 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if _CAPTURE_KEY in config.stash:
         config.stash[_CAPTURE_KEY].close()
+    peers = getattr(config, "_ims_peers", None)
+    if peers is not None:
+        peers.close()
     network = getattr(config, "_ims_refnet", None)
     if network is not None:
         network.stop_all()

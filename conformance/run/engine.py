@@ -16,6 +16,7 @@ from typing import Any
 
 from conformance.match.engine import MatchContext, check, save
 from conformance.model.testcase import TestCase
+from conformance.peers import evidence as peer_evidence
 from conformance.run import actions, identities
 from conformance.run.reporter import NullReporter, Reporter
 from conformance.run.state import CaseState
@@ -127,6 +128,7 @@ class Engine:
         mctx = MatchContext(identities=self.identities.table(user), jwks_provider=self._jwks_provider(state),
                             capture_available=True)
         capture = self._start_capture(tc, keylog)
+        peer_evidence.begin(tc)  # scripts for the emulated peers (docs/peers.md)
         steps: list[StepOutcome] = []
         findings: list[Finding] = []
         try:
@@ -138,6 +140,7 @@ class Engine:
                     break
         finally:
             state.close()
+            findings += self._finish_peers(tc, mctx, state)
             findings += self._finish_capture(tc, capture, mctx, state)
         verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
         if not steps and verdict == Verdict.PASS:
@@ -271,6 +274,19 @@ class Engine:
             return cache["jwks"]
 
         return provider
+
+    # -- emulated peers --------------------------------------------------------------------------
+    def _finish_peers(self, tc: TestCase, mctx: MatchContext, state: CaseState) -> list[Finding]:
+        if not (getattr(tc, "raw", None) or {}).get("peers") and peer_evidence.active() is None:
+            return []
+        with self.reporter.step("what the emulated peers received") as rstep:
+            try:
+                findings = peer_evidence.finish(tc, mctx, lambda obj: render(obj, self._template_context(state)),
+                                                self.reporter, self.profile.redactor.text)
+            except TemplateError as exc:
+                findings = [_error("peers template", str(exc))]
+            rstep.finish(worst(f.verdict for f in findings) if findings else Verdict.PASS, findings)
+        return findings
 
     # -- capture ---------------------------------------------------------------------------------
     def _start_capture(self, tc: TestCase, keylog: Path):

@@ -51,9 +51,12 @@ def ensure_up(profile):
     ref = profile.reference_network or {}
     if not ref.get("launch"):
         return None
-    as_node = profile.pixit["nodes"]["as"]
-    if _listening(as_node["address"], int(as_node["port"])):
+    nodes = profile.pixit["nodes"]
+    # only the nodes the profile supplies: the harness plays the others (conformance/peers)
+    supplied = [n for n, spec in nodes.items() if spec.get("supplied", True) is not False]
+    probe = nodes[supplied[0]] if supplied else None
+    if probe is None or _listening(probe["address"], int(probe["port"])):
         return None  # someone (`ims-conformance reference up`) already runs it
     from refnet import launcher
 
-    return launcher.start(network_config(profile))
+    return launcher.start(network_config(profile), nodes=supplied)
