@@ -92,7 +92,7 @@ class TestCaseItem(pytest.Item):
         if sel is not None and not sel.evaluate(profile.pics):
             answers = ", ".join(f"{n}={profile.pics.get(n)!r}" for n in sorted(sel.names))
             pytest.skip(f"NOT APPLICABLE: PICS selection `{sel.expr}` is false ({answers})")
-        unsupplied = _not_applicable_for_peers(self.tc, profile)
+        unsupplied = self.tc.unsupplied(profile.pixit)
         if unsupplied:
             pytest.skip(f"NOT APPLICABLE: {unsupplied}")
         missing = self.tc.missing_pixit(profile.pixit)
@@ -147,25 +147,6 @@ class TestCaseItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, (self.tc.line or 1) - 1, f"{self.tc.id}: {self.tc.title}"
-
-
-def _not_applicable_for_peers(tc, profile) -> str:
-    """A node the vendor does not supply has no test cases of its own (the flow cases need every
-    node); a case that scripts an emulated peer needs the harness to play that node."""
-    from conformance.peers.base import played_nodes
-    from conformance.peers.evidence import scripted_nodes
-
-    nodes = profile.pixit.get("nodes") or {}
-    absent = sorted(n for n, spec in nodes.items() if spec.get("supplied", True) is False)
-    if tc.sut in absent:
-        return f"the profile marks {tc.sut} supplied: false"
-    if tc.sut == "flow" and absent:
-        return f"the end-to-end flow needs every node; the profile does not supply {', '.join(absent)}"
-    needed = scripted_nodes(tc) - set(played_nodes(profile))
-    if needed:
-        return (f"the case scripts the emulated {', '.join(sorted(needed))}; the profile supplies "
-                "that node, so the harness does not play it")
-    return ""
 
 
 _OFFLINE_KEY = pytest.StashKey[object]()

@@ -11,11 +11,11 @@ import asyncio
 import threading
 from pathlib import Path
 
+from conformance.model.testcase import PLAYED_NODES
 from conformance.peers.script import Board
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
-PLAYABLE = ("as", "pcscf", "scscf")  # nodes the harness can play so far (docs/peers.md)
 
 _active: PeerSet | None = None
 
@@ -106,7 +106,7 @@ class PeerSet:
 def played_nodes(profile) -> list[str]:
     """Nodes the profile marks `supplied: false` that the harness can play."""
     nodes = profile.pixit.get("nodes") or {}
-    return [n for n in PLAYABLE if n in nodes and nodes[n].get("supplied", True) is False]
+    return [n for n in PLAYED_NODES if n in nodes and nodes[n].get("supplied", True) is False]
 
 
 def start_for_profile(profile, workdir: Path) -> PeerSet | None:

@@ -25,12 +25,6 @@ def scripts_of(tc) -> list[Script]:
     return [Script.from_spec(s) for s in (_block(tc).get("script") or [])]
 
 
-def scripted_nodes(tc) -> set[str]:
-    """Nodes a test case scripts or inspects: the harness must play them for it to apply."""
-    block = _block(tc)
-    return {s["peer"] for s in (block.get("script") or [])} | {e["peer"] for e in (block.get("expect") or [])}
-
-
 def begin(tc) -> None:
     peers = active()
     if peers is not None:

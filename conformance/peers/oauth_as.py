@@ -80,6 +80,7 @@ class EmulatedAs:
             web.post("/authorize", self.authorize_submit),
             web.post("/token", self.token),
             web.post("/introspect", self.introspect),
+            web.post("/revoke", self.revoke),
             web.post("/admin/users", self.admin_users),
         ])
         ctx, _ = pki.server_context(self.peers.profile, self.peers.workdir, self.node, self.peers.keylog)
@@ -144,6 +145,7 @@ class EmulatedAs:
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "revocation_endpoint": f"{iss}/revoke",
             "authorization_response_iss_parameter_supported": True, "scopes_supported": [self.oauth.get("scope")]})
 
     async def jwks(self, request):
@@ -233,6 +235,19 @@ class EmulatedAs:
         body = {"active": True, **claims, "token_type": "Bearer",
                 "impi": user.get("impi"), "impu": list(user.get("impus") or [])}
         return await self.answer(request, "introspect", 200, body)
+
+    async def revoke(self, request):  # RFC 7009 2.1: the client revokes its own token
+        await request.read()
+        form = await request.post()
+        creds = _basic(request)
+        if creds is None or creds[0] != self.oauth.get("client_id") or not _same(
+                creds[1], self.oauth.get("client_secret", "")):
+            return await self.answer(request, "revoke", 401, {"error": "invalid_client"},
+                                     headers={"WWW-Authenticate": f'Basic realm="{self.issuer}"'})
+        claims = self.tokens.get(str(form.get("token", "")))
+        if claims is not None and claims.get("client_id") == creds[0]:
+            del self.tokens[str(form.get("token", ""))]
+        return await self.answer(request, "revoke", 200, text="")  # RFC 7009 2.2: 200 for unknown tokens too
 
     async def admin_users(self, request):
         """Provisioning of the harness's fresh test identities (pixit.users.provisioning)."""
