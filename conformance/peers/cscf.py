@@ -65,6 +65,12 @@ class EmulatedCscf:
 
     # -- behaviour --------------------------------------------------------------------------------
     async def on_request(self, req: sip.Request, raw: bytes, transport: str, peer, send, close) -> None:
+        try:
+            await self._on_request(req, raw, transport, peer, send, close)
+        except Exception as exc:  # noqa: BLE001 - a bug of the emulated CSCF makes the case an error
+            self.peers.board.error(f"emulated {self.role} on {req.method}: {type(exc).__name__}: {exc}")
+
+    async def _on_request(self, req: sip.Request, raw: bytes, transport: str, peer, send, close) -> None:
         if req.method == "ACK":
             return
         event = SipReceived(req, raw, transport, f"{peer[0]}:{peer[1]}")

@@ -33,10 +33,11 @@ def begin(tc) -> None:
 
 def finish(tc, mctx, render: Callable, reporter, redact: Callable[[str], str]) -> list[Finding]:
     peers = active()
-    records = peers.board.end() if peers is not None else []
+    records, errors = peers.board.end() if peers is not None else ([], [])
     if records:
         reporter.attach_text("emulated peers: what they received", redact(show_records(records)))
-    findings = []
+    findings = [Finding(Verdict.ERROR, "emulated peer", "a working peer", "harness error", message=e)
+                for e in errors]
     for item in _block(tc).get("expect") or []:
         findings += _check_item(render(item), records, mctx, peers is not None, getattr(item, "line", None))
     return findings

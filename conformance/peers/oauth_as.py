@@ -72,7 +72,7 @@ class EmulatedAs:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[self._harness_errors])
         app.add_routes([
             web.get("/.well-known/oauth-authorization-server", self.metadata),
             web.get("/jwks", self.jwks),
@@ -87,6 +87,17 @@ class EmulatedAs:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.node["address"], int(self.node["port"]), ssl_context=ctx).start()
+
+    @web.middleware
+    async def _harness_errors(self, request, handler):
+        """A bug of the emulated AS is the harness's, never the SUT's: it makes the case an error."""
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded, then the client sees a 500
+            self.peers.board.error(f"emulated AS {request.method} {request.path}: {type(exc).__name__}: {exc}")
+            raise
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -133,6 +144,10 @@ class EmulatedAs:
     def _response(status, payload, headers, text, content_type) -> web.Response:
         if payload is not None:
             return web.json_response(payload, status=status, headers=headers)
+        # a scripted Content-Type wins over the default one (aiohttp refuses both at once)
+        explicit = next((k for k in headers if k.lower() == "content-type"), None)
+        if explicit:
+            return web.Response(status=status, body=(text or "").encode(), headers=headers)
         return web.Response(status=status, text=text or "", headers=headers, content_type=content_type)
 
     # -- endpoints -------------------------------------------------------------------------------

@@ -69,16 +69,23 @@ class Board:
         self._scripts: list[Script] = []
         self._used: dict[int, int] = {}
         self.records: list[Record] = []
+        self.errors: list[str] = []  # harness bugs inside a peer: the case's verdict is error
         self.clock = clock
 
     def begin(self, scripts: list[Script]) -> None:
         with self._lock:
-            self._scripts, self._used, self.records = list(scripts), {}, []
+            self._scripts, self._used, self.records, self.errors = list(scripts), {}, [], []
 
-    def end(self) -> list[Record]:
+    def end(self) -> tuple[list[Record], list[str]]:
         with self._lock:
-            records, self._scripts, self.records = self.records, [], []
-            return records
+            records, errors = self.records, self.errors
+            self._scripts, self.records, self.errors = [], [], []
+            return records, errors
+
+    def error(self, text: str) -> None:
+        with self._lock:
+            if len(self.errors) < MAX_RECORDS:
+                self.errors.append(text)
 
     def script_for(self, peer: str, on: str) -> Script | None:
         with self._lock:
