@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,7 +226,25 @@ class TestCase:
         if needed:
             return (f"the case scripts the emulated {', '.join(needed)}; the profile supplies it, "
                     "so the harness does not play it")
+        missing = sorted((self.nodes_reached() & set(absent)) - played)
+        if missing:
+            return (f"the case needs {', '.join(missing)}, which the profile does not supply and the "
+                    "harness does not play")
         return ""
+
+    def nodes_reached(self) -> set[str]:
+        """Nodes the steps send to (a `url` or `to` naming `${pixit.nodes.X...}`; a node named as
+        a mere value, e.g. a wrong issuer, does not count) or the capture names (from/to)."""
+        found: set[str] = set()
+        for step in self.steps:
+            args = step.args if isinstance(step.args, Mapping) else {}
+            for key in ("url", "to"):
+                if isinstance(args.get(key), str):
+                    found |= set(re.findall(r"pixit\.nodes\.([A-Za-z0-9_]+)", args[key]))
+        for item in ((self.capture or {}).get("expect") or []) + ((self.capture or {}).get("forbidden") or []):
+            if isinstance(item, Mapping):
+                found |= {str(item[k]) for k in ("from", "to") if k in item}
+        return found - {"ue"}
 
     def scripted_peers(self) -> set[str]:
         """Nodes this case scripts or inspects as emulated peers (`peers:`, docs/peers.md)."""

@@ -25,3 +25,17 @@ def test_wsf_alone_gives_the_verdicts_of_the_full_network():
     differ = {k: (v, alone.verdicts.get(k), alone.findings.get(k)) for k, v in full.verdicts.items()
               if k not in PEER_CASES and alone.verdicts.get(k) != v}
     assert not differ, differ
+
+
+def test_as_alone_gives_the_verdicts_of_the_full_network():
+    """The AS's clients are the harness already; a case that needs the real 3rdWWS is not
+    applicable alone (TP_AS_TOKEN_016 captures the 3rdWWS's own token request)."""
+    as_cases = [tc for tc in catalog() if tc.sut == "as"]
+    full = run_cases("relay", None, as_cases)
+    alone = run_cases("relay", None, as_cases, alone="as")
+    needs_3rdwws = {tc.id for tc in as_cases if "3rdwws" in tc.nodes_reached()}
+    assert needs_3rdwws == {"TP_AS_TOKEN_016"}
+    assert all(alone.verdicts[c] == "not applicable" for c in needs_3rdwws)
+    differ = {k: (v, alone.verdicts.get(k), alone.findings.get(k)) for k, v in full.verdicts.items()
+              if k not in needs_3rdwws and alone.verdicts.get(k) != v}
+    assert not differ, differ
