@@ -114,6 +114,9 @@ class TestCaseItem(pytest.Item):
             answers = ", ".join(f"{n}={profile.pics.get(n)!r}" for n in sorted(sel.names))
             self._publish({"verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "checks": []})
             pytest.skip(f"NOT APPLICABLE: PICS selection `{sel.expr}` is false ({answers})")
+        unsupplied = self.tc.unsupplied(profile.pixit)
+        if unsupplied:
+            pytest.skip(f"NOT APPLICABLE: {unsupplied}")
         missing = self.tc.missing_pixit(profile.pixit)
         if missing:  # a value the binding leaves open and the profile does not declare: never guessed
             self._publish({"verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "checks": []})
@@ -362,6 +365,11 @@ def pytest_sessionstart(session):
                 config._ims_refnet = reference.ensure_up(profile)  # else each worker starts its own
     except reference.NetworkMismatch as exc:
         raise pytest.UsageError(str(exc)) from None
+    if not hasattr(config, "workerinput"):
+        from conformance.peers import start_for_profile
+
+        # the nodes the vendor does not supply, played by the harness (docs/peers.md)
+        config._ims_peers = start_for_profile(profile, Path(config.getoption("--ims-workdir")))
     from conformance.model.profile_files import check_files
 
     # a controller whose workers each start their own network has no state directory to check yet
@@ -378,6 +386,9 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if _CAPTURE_KEY in config.stash:
         config.stash[_CAPTURE_KEY].close()
+    peers = getattr(config, "_ims_peers", None)
+    if peers is not None:
+        peers.close()
     network = getattr(config, "_ims_refnet", None)
     if network is not None:
         network.stop_all()

@@ -140,15 +140,19 @@ class Verifier:
         """RFC 7662 2.1: POST token + token_type_hint, the WSF authenticated with HTTP Basic."""
         cfg = self.cfg
         try:
+            auth = None if self.faults.on("wsf-introspect-no-auth") else aiohttp.BasicAuth(
+                cfg.wsf_client_id, cfg.wsf_client_secret)
             async with self.session().post(
                     cfg.issuer + "/introspect", data={"token": token, "token_type_hint": "access_token"},
-                    auth=aiohttp.BasicAuth(cfg.wsf_client_id, cfg.wsf_client_secret)) as resp:
+                    auth=auth) as resp:
                 if resp.status != 200:
                     raise VerifierUnavailable(f"introspection answered HTTP {resp.status}")
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise VerifierUnavailable(f"introspection failed: {exc!r}") from None
-        if not isinstance(body, dict) or body.get("active") is not True:
+        if not isinstance(body, dict):
+            raise VerifierUnavailable("introspection answer is not a JSON object")
+        if body.get("active") is not True and not self.faults.on("wsf-accept-inactive"):
             raise TokenRejected("token not active at introspection")
         aud = body.get("aud")
         if (aud is not None and cfg.audience not in (aud if isinstance(aud, list) else [aud])
@@ -395,8 +399,13 @@ class Wsf:
                 return
             except VerifierUnavailable as exc:
                 log.warning("token verification unavailable: %s", exc)
-                await self.answer(flow, req, 503, f"Service Unavailable ({exc})")
-                return
+                if not faults.on("wsf-fail-open"):
+                    await self.answer(flow, req, 503, f"Service Unavailable ({exc})")
+                    return
+                sub = unverified_claims(token).get("sub")
+                ident = Identity(sub, sub, [f"sip:{sub}"])  # fault: trusts what it could not verify
+        if (not ident.impi or not ident.impus) and faults.on("wsf-register-without-impu") and ident.sub:
+            ident = Identity(ident.sub, ident.impi or ident.sub, [f"sip:{ident.sub}"])
         if not ident.impi or not ident.impus:
             await self.answer(flow, req, 403, "Forbidden (no IMS identity is mapped to this token)")
             return
@@ -484,6 +493,8 @@ class Wsf:
             return
         txn.cancel()
         resp = make_response(txn.request, 408, "Request Timeout (no answer from the P-CSCF)")
+        if self.faults.on("wsf-core-error-as-480"):
+            resp = make_response(txn.request, 480, "Temporarily Unavailable")
         task = asyncio.create_task(txn.flow.send(resp.serialize()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -511,6 +522,8 @@ class Wsf:
                 t.cancel()
             del txn.timers[1:]
         msg.headers.remove_first("Via")
+        if msg.status >= 300 and self.faults.on("wsf-core-error-as-480"):
+            msg = make_response(txn.request, 480, "Temporarily Unavailable")
         await txn.flow.send(msg.serialize())  # step 21
 
     # -- lifecycle -----------------------------------------------------------------------------

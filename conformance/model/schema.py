@@ -35,7 +35,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schema"
 SCHEMA_FILES = {"testcase": "testcase.schema.json", "fragment": "fragment.schema.json",
-                "profile": "profile.schema.json", "capture": "capture.schema.json"}
+                "profile": "profile.schema.json", "capture": "capture.schema.json",
+                "peers": "peers.schema.json"}
 
 
 @functools.cache

@@ -39,6 +39,7 @@ ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "si
            "wait", "sip_serve", "reginfo", "use")
 SUBJECTS = ("status", "header", "json", "jwt", "body", "html_form", "cookie", "method", "request_uri",
             "ws_closed", "subprotocol", "nothing", "reason")
+PLAYED_NODES = ("as", "pcscf", "scscf")  # nodes the harness can play (conformance/peers)
 QUALIFIERS = ("index", "param", "uri_param", "query", "fragment", "claim", "jwt_header", "signature", "field",
               "attribute")
 OPERATORS = ("equals", "not_equals", "regex", "contains", "not_contains", "absent", "present", "one_of",
@@ -219,7 +220,50 @@ class TestCase:
         return tuple(sorted(nums))
 
     def applicable(self, pics: dict[str, Any], pixit: Mapping[str, Any] | None = None) -> bool:
-        return (self.pics is None or self.pics.evaluate(pics)) and not self.missing_pixit(pixit)
+        return ((self.pics is None or self.pics.evaluate(pics)) and not self.missing_pixit(pixit)
+                and not self.unsupplied(pixit))
+
+    def unsupplied(self, pixit: Mapping[str, Any] | None) -> str:
+        """Why the nodes the profile supplies make this case not applicable ('' when they do not):
+        a node the vendor does not supply has no test cases of its own, the flow cases need every
+        node, and a case that scripts an emulated peer needs the harness to play that node."""
+        if pixit is None:
+            return ""
+        nodes = pixit.get("nodes") or {}
+        absent = sorted(n for n, spec in nodes.items() if isinstance(spec, Mapping) and spec.get("supplied") is False)
+        if self.sut in absent:
+            return f"the profile marks {self.sut} supplied: false"
+        if self.sut == "flow" and absent:
+            return f"the end-to-end flow needs every node; the profile does not supply {', '.join(absent)}"
+        played = {n for n in absent if n in PLAYED_NODES}
+        needed = sorted(self.scripted_peers() - played)
+        if needed:
+            return (f"the case scripts the emulated {', '.join(needed)}; the profile supplies it, "
+                    "so the harness does not play it")
+        missing = sorted((self.nodes_reached() & set(absent)) - played)
+        if missing:
+            return (f"the case needs {', '.join(missing)}, which the profile does not supply and the "
+                    "harness does not play")
+        return ""
+
+    def nodes_reached(self) -> set[str]:
+        """Nodes the steps send to (a `url` or `to` naming `${pixit.nodes.X...}`; a node named as
+        a mere value, e.g. a wrong issuer, does not count) or the capture names (from/to)."""
+        found: set[str] = set()
+        for step in self.steps:
+            args = step.args if isinstance(step.args, Mapping) else {}
+            for key in ("url", "to"):
+                if isinstance(args.get(key), str):
+                    found |= set(re.findall(r"pixit\.nodes\.([A-Za-z0-9_]+)", args[key]))
+        for item in ((self.capture or {}).get("expect") or []) + ((self.capture or {}).get("forbidden") or []):
+            if isinstance(item, Mapping):
+                found |= {str(item[k]) for k in ("from", "to") if k in item}
+        return found - {"ue"}
+
+    def scripted_peers(self) -> set[str]:
+        """Nodes this case scripts or inspects as emulated peers (`peers:`, docs/peers.md)."""
+        block = (self.raw or {}).get("peers") or {}
+        return {s["peer"] for s in (block.get("script") or [])} | {e["peer"] for e in (block.get("expect") or [])}
 
     def missing_pixit(self, pixit: Mapping[str, Any] | None) -> list[str]:
         """The PIXIT values this case needs that the profile does not declare (e.g. a size limit

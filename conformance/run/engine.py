@@ -17,6 +17,7 @@ from conformance.drivers.browser import BrowserUnavailable
 from conformance.events import Nothing
 from conformance.match.engine import MatchContext, check, save
 from conformance.model.testcase import TestCase
+from conformance.peers import evidence as peer_evidence
 from conformance.run import actions, browser_actions, identities
 from conformance.run.clock import as_clock
 from conformance.run.deadline import Deadline
@@ -221,6 +222,7 @@ class Engine:
             except BrowserUnavailable as exc:
                 return CaseResult(tc.id, Verdict.ERROR, reason=f"ue.mode browser: {exc}")
         capture = self._start_capture(tc, keylog)
+        peer_evidence.begin(tc)  # scripts for the emulated peers (docs/peers.md)
         steps: list[StepOutcome] = []
         findings: list[Finding] = []
         try:
@@ -235,6 +237,7 @@ class Engine:
             # its close frame cannot hold the case after its last step
             with Deadline(min(1.0, self._timeout_s({}) / 4), self.clock).active():
                 state.close()
+            findings += self._finish_peers(tc, mctx, state)
             stopped = next((s for s in steps if s.verdict not in (Verdict.PASS, Verdict.WARN)), None)
             findings += _not_due(self._finish_capture(tc, capture, mctx, state, stopped), stopped)
         verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
@@ -418,6 +421,19 @@ class Engine:
             return cache["jwks"]
 
         return provider
+
+    # -- emulated peers --------------------------------------------------------------------------
+    def _finish_peers(self, tc: TestCase, mctx: MatchContext, state: CaseState) -> list[Finding]:
+        if not (getattr(tc, "raw", None) or {}).get("peers") and peer_evidence.active() is None:
+            return []
+        with self.reporter.step("what the emulated peers received") as rstep:
+            try:
+                findings = peer_evidence.finish(tc, mctx, lambda obj: render(obj, self._template_context(state)),
+                                                self.reporter, self.profile.redactor.text)
+            except TemplateError as exc:
+                findings = [_error("peers template", str(exc))]
+            rstep.finish(worst(f.verdict for f in findings) if findings else Verdict.PASS, findings)
+        return findings
 
     # -- capture ---------------------------------------------------------------------------------
     def _start_capture(self, tc: TestCase, keylog: Path):

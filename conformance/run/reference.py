@@ -61,14 +61,19 @@ def ensure_up(profile):
     ref = profile.reference_network or {}
     if not ref.get("launch"):
         return None
-    as_node = profile.pixit["nodes"]["as"]
+    nodes = profile.pixit["nodes"]
+    # only the nodes the profile supplies: the harness plays the others (conformance/peers)
+    supplied = [n for n, spec in nodes.items() if spec.get("supplied", True) is not False]
+    if not supplied:
+        return None
+    probe = nodes[supplied[0]]
     cfg = network_config(profile)
-    if _listening(as_node["address"], int(as_node["port"])):
-        check_running(cfg, f"{as_node['address']}:{as_node['port']}")
+    if _listening(probe["address"], int(probe["port"])):
+        check_running(cfg, f"{probe['address']}:{probe['port']}")
         return None  # `ims-conformance reference up` already runs it, as the profile asks
     from refnet import launcher
 
-    return launcher.start(cfg)
+    return launcher.start(cfg, nodes=supplied)
 
 
 def check_running(cfg, where: str) -> None:

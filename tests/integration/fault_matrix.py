@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conformance.model.catalog import load_catalog  # noqa: E402
 from conformance.model.profile import load_profile  # noqa: E402
+from conformance.peers import start_for_profile  # noqa: E402
 from conformance.run.capture_hook import CaptureFactory  # noqa: E402
 from conformance.run.engine import Engine  # noqa: E402
-from profiles import write_profile  # noqa: E402
+from profiles import alone_profile, write_profile  # noqa: E402
 from refnet.config import NetworkConfig, Options  # noqa: E402
 from refnet.faults import FAULTS  # noqa: E402
 from refnet.launcher import free_endpoints, prepare, start  # noqa: E402
@@ -62,29 +63,32 @@ class Run:
 
 
 def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150, *, options: dict | None = None,
-              variations: tuple[str, ...] = (), edit_profile=None, before_start=None) -> Run:
+              variations: tuple[str, ...] = (), edit_profile=None, before_start=None,
+              alone: str | None = None) -> Run:
     """The cases against a fresh network with `variant`'s options (or `options`), the fault and the
     conformant variations on. `before_start(cfg)` may seed the network's state; `edit_profile(doc,
-    net)` changes the profile the way a vendor with those choices would write it."""
+    net)` changes the profile the way a vendor with those choices would write it. `alone`: only
+    that node of the network runs; the harness plays the others (conformance/peers)."""
     opts = VARIANTS[variant] if options is None else options
     label = fault or "+".join(variations) or "clean"
-    tmp = Path(tempfile.mkdtemp(prefix=f"fm-{variant}-{label}-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"fm-{variant}-{label}-{alone or 'all'}-"))
     cfg = NetworkConfig(str(tmp / "state"), endpoints=free_endpoints(prefer_defaults=False),
                         options=Options(**opts), faults=[fault] if fault else [], variations=list(variations))
     if before_start is not None:
         prepare(cfg)
         before_start(cfg)
-    net = start(cfg)
+    net = start(cfg, nodes=[alone]) if alone else start(cfg)
     run = Run(variant, fault)
-    factory = None
+    factory = peers = None
     try:
-        path = write_profile(net, tmp)
+        path = alone_profile(net, alone, tmp) if alone else write_profile(net, tmp)
         doc = yaml.safe_load(path.read_text())
         doc["pixit"]["capture"]["settle_ms"] = settle_ms
         if edit_profile is not None:
             edit_profile(doc, net)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         profile = load_profile(path)
+        peers = start_for_profile(profile, tmp / "work")
         factory = CaptureFactory(profile, tmp / "work")
         factory.ensure_started(tmp / "work" / "harness.keylog")  # before any node opens a connection
         engine = Engine(profile, workdir=tmp / "work", capture_factory=factory)
@@ -98,6 +102,8 @@ def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150, *, o
     finally:
         if factory is not None:
             factory.close()
+        if peers is not None:
+            peers.close()
         net.stop_all()
     return run
 
@@ -119,21 +125,31 @@ def subset(cases, node: str, fault: str | None = None):
     return [tc for tc in cases if tc.sut in nodes]
 
 
+def peer_cases(cases, node: str):
+    """The node's cases that need the harness to play its peers (scripted error paths)."""
+    return [tc for tc in cases if tc.sut == node and tc.scripted_peers()]
+
+
 def compute(cases=None, only: list[str] | None = None) -> dict[str, dict]:
     """Every fault's row; with `only`, those faults are run again and the other rows are kept as
     docs/fault-matrix.md has them."""
     cases = cases if cases is not None else catalog()
-    kept = documented() if only else {}
+    kept = documented("full") if only else {}
+    kept_alone = documented("alone") if only else {}
     matrix = {}
     for fault in FAULTS:
         variant = FAULT_VARIANT.get(fault.name, "relay")
         if only and fault.name not in only and fault.name in kept:
             matrix[fault.name] = {"node": fault.node, "breaks": fault.breaks, "variant": variant,
-                                  "caught_by": kept[fault.name]}
+                                  "caught_by": kept[fault.name], "caught_alone": kept_alone.get(fault.name, [])}
             continue
         run = run_cases(variant, fault.name, subset(cases, fault.node, fault.name))
+        alone = peer_cases(cases, fault.node)
+        alone_run = run_cases(variant, fault.name, alone, alone=fault.node) if alone else None
         matrix[fault.name] = {"node": fault.node, "breaks": fault.breaks, "variant": variant,
-                              "caught_by": sorted(k for k, v in run.verdicts.items() if v == "fail")}
+                              "caught_by": sorted(k for k, v in run.verdicts.items() if v == "fail"),
+                              "caught_alone": sorted(k for k, v in (alone_run.verdicts if alone_run else {}).items()
+                                                     if v == "fail")}
     return matrix
 
 
@@ -144,22 +160,31 @@ def render(matrix: dict[str, dict]) -> str:
              "shows, `FAULT_EXTRA_NODES`), and a case that gives the verdict",
              "*fail* caught it. Generated by `tests/integration/fault_matrix.py --write`; checked by",
              "`tests/integration/test_fault_matrix.py`, which fails when this file is out of date.", "",
-             "| fault | node | breaks | options | caught by |", "|---|---|---|---|---|"]
+             "The last column: the node alone, every other node played by the harness (docs/peers.md), running",
+             "the node's error-path cases that only emulated peers can reach. A fault is caught when either",
+             "column names a case.", "",
+             "| fault | node | breaks | options | caught by | caught alone (harness plays the rest) |",
+             "|---|---|---|---|---|---|"]
     for name, row in matrix.items():
-        caught = ", ".join(f"`{c}`" for c in row["caught_by"]) or "**nothing**"
-        lines.append(f"| `{name}` | {row['node']} | {row['breaks']} | {row['variant']} | {caught} |")
+        caught = ", ".join(f"`{c}`" for c in row["caught_by"])
+        alone = ", ".join(f"`{c}`" for c in row.get("caught_alone", []))
+        if not caught and not alone:
+            caught = "**nothing**"
+        lines.append(f"| `{name}` | {row['node']} | {row['breaks']} | {row['variant']} | {caught} | {alone} |")
     return "\n".join(lines) + "\n"
 
 
-def documented() -> dict[str, list[str]]:
-    """fault -> caught_by as written in docs/fault-matrix.md."""
+def documented(column: str = "both") -> dict[str, list[str]]:
+    """fault -> the catchers written in docs/fault-matrix.md: `full` network, `alone` (the node
+    alone, the harness playing the rest), or `both`."""
     out = {}
     if not DOC.exists():
         return out
     for line in DOC.read_text().splitlines():
         if line.startswith("| `"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            out[cells[0].strip("`")] = sorted(c.strip().strip("`") for c in cells[4].split(",")
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            picked = {"full": cells[4:5], "alone": cells[5:6], "both": cells[4:6]}[column]
+            out[cells[0].strip("`")] = sorted(c.strip().strip("`") for cell in picked for c in cell.split(",")
                                               if c.strip().startswith("`"))
     return out
 

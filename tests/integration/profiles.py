@@ -78,3 +78,17 @@ def write_profile(net, directory: Path, name: str = "profile.yaml", **pics_overr
     path = Path(directory) / name
     path.write_text(yaml.safe_dump(profile_dict(net, **pics_overrides), sort_keys=False))
     return path
+
+
+def alone_profile(net, node: str, directory: Path, name: str = "alone.yaml", **pics_overrides) -> Path:
+    """The profile of a vendor who supplies only `node` (the network runs only it): every other
+    node `supplied: false`, played by the harness with certificates from the network's CA."""
+    doc = profile_dict(net, **pics_overrides)
+    for other, spec in doc["pixit"]["nodes"].items():
+        spec["supplied"] = other == node
+    cfg = net.cfg
+    doc["peers"] = {"tls": {"ca_cert": str(cfg.ca_file), "ca_key": str(cfg.pki_dir / "ca.key")}}
+    doc["pixit"]["sut_keylogs"] = [str(cfg.keylog(node))] if node in ("3rdwws", "as", "wsf") else []
+    path = Path(directory) / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

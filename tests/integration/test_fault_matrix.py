@@ -23,13 +23,23 @@ def test_matrix_documents_every_fault_with_existing_cases():
         assert not missing, f"{fault}: documented catchers not in the catalog: {missing}"
 
 
+FULL, ALONE = documented("full"), documented("alone")
+NODE_OF = {f.name: f.node for f in FAULTS}
+
+
 @pytest.mark.parametrize("fault", [f.name for f in FAULTS])
 def test_fault_is_caught(fault):
-    catchers = [BY_ID[c] for c in DOCUMENTED.get(fault, []) if c in BY_ID]
-    if not catchers:
+    catchers = [BY_ID[c] for c in FULL.get(fault, []) if c in BY_ID]
+    alone = [BY_ID[c] for c in ALONE.get(fault, []) if c in BY_ID]
+    if not catchers and not alone:
         pytest.fail(f"{fault}: no documented catcher (run tests/integration/fault_matrix.py --write)")
-    run = run_cases(FAULT_VARIANT.get(fault, "relay"), fault, catchers)
-    not_failing = {k: v for k, v in run.verdicts.items() if v != "fail"}
+    verdicts = {}
+    if catchers:
+        verdicts.update(run_cases(FAULT_VARIANT.get(fault, "relay"), fault, catchers).verdicts)
+    if alone:  # the node alone, the harness playing its peers (docs/peers.md)
+        verdicts.update({f"{k} (alone)": v for k, v in run_cases(
+            FAULT_VARIANT.get(fault, "relay"), fault, alone, alone=NODE_OF[fault]).verdicts.items()})
+    not_failing = {k: v for k, v in verdicts.items() if v != "fail"}
     assert not not_failing, f"{fault}: documented catchers did not fail: {not_failing}"
 
 

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 BROKEN = HERE / "data" / "broken"
 FRAGMENTS = BROKEN / "fragments"
 REPO = HERE.parents[1]
-OWN_SCHEMAS = ("testcase.schema.json", "fragment.schema.json", "profile.schema.json")
+OWN_SCHEMAS = ("testcase.schema.json", "fragment.schema.json", "profile.schema.json", "peers.schema.json")
 
 HEAD = """\
 id: TP_WSF_BAD_905

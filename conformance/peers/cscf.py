@@ -1,0 +1,175 @@
+"""The P-CSCF / S-CSCF as the harness plays them: SIP over UDP and TCP (BINDING.md steps 17-20).
+
+With neither CSCF supplied, the emulated P-CSCF answers for the whole core (what the WSF sees at
+step 20 is what P-CSCF and S-CSCF together send back): a REGISTER carrying the trusted-node
+credentials (`integrity-protected="auth-done"`, TS 24.229 5.4.1.2.2) of a known IMPI is
+registered without challenge; the 200 OK carries Contact with its granted expires, the Path
+values (the P-CSCF's own first when it plays the P-CSCF), Service-Route and P-Associated-URI
+(default IMPU first); otherwise 401 with a Digest challenge (or 403 for an unknown IMPI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from conformance.codec import sip
+from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_name_addr
+from conformance.events import SipReceived
+
+MAX_EXPIRES = 600000
+
+
+class EmulatedCscf:
+    def __init__(self, peers, role: str, node: dict, whole_core: bool):
+        self.peers, self.role, self.node, self.whole_core = peers, role, node, whole_core
+        self.host, self.port = node["address"], int(node["port"])
+        uri = node.get("sip_uri") or f"sip:{role}.{peers.profile.pixit.get('home_domain', 'ims.example.net')}"
+        self.domain_name = uri.split(":", 1)[1]
+        self.home_domain = peers.profile.pixit.get("home_domain", "ims.example.net")
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(self.host, self.port))
+        self._tcp = await asyncio.start_server(self._tcp_client, self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- transports -------------------------------------------------------------------------------
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = sip.StreamParser()
+        peer = writer.get_extra_info("peername")
+        try:
+            while data := await reader.read(65536):
+                for msg in parser.feed(data):
+                    if isinstance(msg, sip.Request):
+                        await self.on_request(msg, bytes(msg), "tcp", peer, writer.write, writer.close)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    # -- behaviour --------------------------------------------------------------------------------
+    async def on_request(self, req: sip.Request, raw: bytes, transport: str, peer, send, close) -> None:
+        try:
+            await self._on_request(req, raw, transport, peer, send, close)
+        except Exception as exc:  # noqa: BLE001 - a bug of the emulated CSCF makes the case an error
+            self.peers.board.error(f"emulated {self.role} on {req.method}: {type(exc).__name__}: {exc}")
+
+    async def _on_request(self, req: sip.Request, raw: bytes, transport: str, peer, send, close) -> None:
+        if req.method == "ACK":
+            return
+        event = SipReceived(req, raw, transport, f"{peer[0]}:{peer[1]}")
+        script = self.peers.board.script_for(self.role, req.method)
+        if script is not None and script.delay_ms:
+            await asyncio.sleep(script.delay_ms / 1000.0)
+        if script is not None and (script.silent or script.close or script.raw is not None):
+            what = "no answer" if script.silent else "closed" if script.close else "raw bytes"
+            self.peers.board.record(self.role, req.method, event, f"{what} (scripted)")
+            if script.raw is not None:
+                send(script.raw.encode())
+            if script.close and transport == "tcp":
+                close()
+            return
+        resp = self.default_answer(req)
+        if script is not None:
+            resp = self.scripted(req, resp, script)
+        self.peers.board.record(self.role, req.method, event,
+                                f"{resp.status}" + (" (scripted)" if script is not None else ""))
+        send(resp.serialize())
+
+    def scripted(self, req: sip.Request, default: sip.Response, script) -> sip.Response:
+        if script.status is None:
+            resp = default
+        else:
+            resp = sip.make_response(req, script.status, script.reason, to_tag=sip.new_tag())
+        for name, value in script.headers.items():
+            resp.headers.set(name, value)
+        if script.body is not None:
+            resp.body = script.body.encode()
+        return resp
+
+    def default_answer(self, req: sip.Request) -> sip.Response:
+        if req.method == "OPTIONS":
+            return sip.make_response(req, 200, to_tag=sip.new_tag())
+        if req.method != "REGISTER":
+            return sip.make_response(req, 501, "Not Implemented (emulated core: REGISTER only)", to_tag=sip.new_tag())
+        impi = _auth_done_impi(req)
+        if impi is None:  # TS 24.229 5.4.1.2.1: not a trusted-node request: challenge
+            resp = sip.make_response(req, 401, to_tag=sip.new_tag())
+            resp.headers.add("WWW-Authenticate", f'Digest realm="{self.home_domain}", '
+                             f'nonce="{secrets.token_hex(16)}", algorithm=AKAv1-MD5, qop="auth"')
+            return resp
+        user = self.peers.users.by_impi(impi)
+        if user is None:
+            return sip.make_response(req, 403, "Forbidden (unknown IMPI)", to_tag=sip.new_tag())
+        resp = sip.make_response(req, 200, to_tag=sip.new_tag())
+        for value in req.headers.get_all("Contact"):
+            resp.headers.add("Contact", _with_expires(value, req.headers.get("Expires")))
+        if self.role == "pcscf":  # the P-CSCF's Path is the first the S-CSCF sees (BINDING step 18)
+            resp.headers.add("Path", f"<sip:term@{self.domain_name};lr>")
+        for value in req.headers.get_all("Path"):
+            resp.headers.add("Path", value)
+        resp.headers.add("Service-Route", f"<sip:orig@scscf.{self.home_domain};lr>")
+        for impu in user.get("impus") or []:
+            resp.headers.add("P-Associated-URI", f"<{impu}>")
+        return resp
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, cscf: EmulatedCscf):
+        self.cscf = cscf
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        try:
+            msg = sip.parse(data)
+        except sip.SipParseError:
+            return  # RFC 3261 18.3: a datagram that does not parse is discarded
+        if isinstance(msg, sip.Request):
+            self.cscf.spawn(self.cscf.on_request(msg, data, "udp", addr,
+                                                 lambda out: self.transport.sendto(out, addr), lambda: None))
+
+
+def _auth_done_impi(req: sip.Request) -> str | None:
+    for value in req.headers.get_all("Authorization"):
+        try:
+            cred = parse_credentials(value)
+        except HeaderError:
+            continue
+        params = {k.lower(): v for k, v in (cred.params or {}).items()}
+        if cred.scheme.lower() == "digest" and (params.get("integrity-protected") or "").strip('"') == "auth-done":
+            return (params.get("username") or "").strip('"') or None
+    return None
+
+
+def _with_expires(contact: str, expires_header: str | None) -> str:
+    """The Contact as registered, with the expires granted (the requested one, capped)."""
+    try:
+        na = parse_name_addr(contact)
+    except HeaderError:
+        return contact
+    wanted = na.params.get("expires") or expires_header or "3600"
+    try:
+        granted = min(int(wanted), MAX_EXPIRES)
+    except ValueError:
+        granted = 3600
+    na.params["expires"] = str(granted)
+    return str(na)

@@ -1,0 +1,88 @@
+"""A test case's dealings with the emulated peers: install its scripts before the steps, and
+afterwards turn what the peers received into report evidence and findings (`peers.expect`, checked
+with the same matchers as steps)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from conformance.events import HttpExchange, SipReceived
+from conformance.match.engine import check
+from conformance.peers.base import active
+from conformance.peers.script import Record, Script
+from conformance.verdicts import Finding, Level, Verdict
+
+_CREDENTIALS = re.compile(r"(?im)^((?:proxy-)?authorization:\s*(?:basic|bearer))\s+\S.*$")
+MAX_SHOWN_BYTES = 4096
+
+
+def _block(tc) -> dict:
+    return (getattr(tc, "raw", None) or {}).get("peers") or {}
+
+
+def scripts_of(tc) -> list[Script]:
+    return [Script.from_spec(s) for s in (_block(tc).get("script") or [])]
+
+
+def begin(tc) -> None:
+    peers = active()
+    if peers is not None:
+        peers.board.begin(scripts_of(tc))
+
+
+def finish(tc, mctx, render: Callable, reporter, redact: Callable[[str], str]) -> list[Finding]:
+    peers = active()
+    records, errors = peers.board.end() if peers is not None else ([], [])
+    if records:
+        reporter.attach_text("emulated peers: what they received", redact(show_records(records)))
+    findings = [Finding(Verdict.ERROR, "emulated peer", "a working peer", "harness error", message=e)
+                for e in errors]
+    for item in _block(tc).get("expect") or []:
+        findings += _check_item(render(item), records, mctx, peers is not None, getattr(item, "line", None))
+    return findings
+
+
+def _check_item(item: dict, records: list[Record], mctx, running: bool, line) -> list[Finding]:
+    peer, on = item["peer"], item["on"]
+    seen = [r for r in records if r.peer == peer and r.on.lower() == on.lower()]
+    ref, level = item.get("ref"), Level(item.get("level", "MUST"))
+    subject = f"emulated {peer} received {on}"
+    if not running:
+        return [Finding(Verdict.INCONCLUSIVE, subject, "an emulated peer", "the harness plays no peer",
+                        message="this profile supplies the node; nothing to look at", ref=ref, line=line)]
+    if item.get("received", True) is False:
+        if seen:
+            return [Finding(Verdict.FAIL, subject, "nothing", f"{len(seen)} message(s)", ref=ref, level=level,
+                            line=line, message=_first_line(seen[0]))]
+        return [Finding(Verdict.PASS, subject, "nothing", "nothing", ref=ref, level=level, line=line)]
+    if not seen:
+        return [Finding(Verdict.FAIL, subject, "at least one", "none", ref=ref, level=level, line=line)]
+    findings = [Finding(Verdict.PASS, subject, "at least one", str(len(seen)), ref=ref, level=level, line=line)]
+    for f in check(item.get("expect") or [], seen[0].event, mctx):
+        f.subject = f"{subject}: {f.subject}"
+        f.line = f.line or line
+        findings.append(f)
+    return findings
+
+
+def _first_line(record: Record) -> str:
+    return show_records([record]).splitlines()[0]
+
+
+def show_records(records: list[Record]) -> str:
+    """Evidence text: each message as the peer received it, credentials masked."""
+    out = []
+    for r in records:
+        out.append(f"--- {r.peer} <- {r.on} (answered: {r.answered})")
+        ev = r.event
+        if isinstance(ev, SipReceived):
+            text = ev.raw[:MAX_SHOWN_BYTES].decode("utf-8", "replace")
+        elif isinstance(ev, HttpExchange):
+            head = "\n".join(f"{k}: {v}" for k, v in ev.request_headers)
+            text = f"{ev.method} {ev.url}\n{head}\n\n" + ev.request_body[:MAX_SHOWN_BYTES].decode("utf-8", "replace")
+            text = re.sub(r"(?<=token=)[^&\s]+", "[token]", text)
+        else:
+            text = repr(ev)
+        out.append(_CREDENTIALS.sub(r"\1 [redacted]", text))
+    return "\n".join(out)

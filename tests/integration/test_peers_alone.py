@@ -1,0 +1,41 @@
+"""A node tested alone (issue 12): only the reference WSF runs, the harness plays the AS and the
+IMS core where the WSF is configured to reach them. The WSF's test cases give the same verdicts as
+in the full network; the error-path cases that only emulated peers can reach pass alone and are
+not applicable in the full network (the harness plays no peer there). That each of them fails
+against a fault is test_fault_matrix.py's job (the matrix's "caught alone" column)."""
+
+from __future__ import annotations
+
+from fault_matrix import catalog, run_cases
+
+WSF = [tc for tc in catalog() if tc.sut == "wsf"]
+PEER_CASES = {tc.id for tc in WSF if tc.scripted_peers()}
+
+
+def test_the_wsf_has_error_path_cases_for_emulated_peers():
+    assert len(PEER_CASES) >= 14
+
+
+def test_wsf_alone_gives_the_verdicts_of_the_full_network():
+    full = run_cases("relay", None, WSF)
+    alone = run_cases("relay", None, WSF, alone="wsf")
+    for case in sorted(PEER_CASES):
+        assert full.verdicts[case] == "not applicable", (case, full.findings.get(case))
+        assert alone.verdicts[case] == "pass", (case, alone.findings.get(case))
+    differ = {k: (v, alone.verdicts.get(k), alone.findings.get(k)) for k, v in full.verdicts.items()
+              if k not in PEER_CASES and alone.verdicts.get(k) != v}
+    assert not differ, differ
+
+
+def test_as_alone_gives_the_verdicts_of_the_full_network():
+    """The AS's clients are the harness already; a case that needs the real 3rdWWS is not
+    applicable alone (TP_AS_TOKEN_016 captures the 3rdWWS's own token request)."""
+    as_cases = [tc for tc in catalog() if tc.sut == "as"]
+    full = run_cases("relay", None, as_cases)
+    alone = run_cases("relay", None, as_cases, alone="as")
+    needs_3rdwws = {tc.id for tc in as_cases if "3rdwws" in tc.nodes_reached()}
+    assert needs_3rdwws == {"TP_AS_TOKEN_016"}
+    assert all(alone.verdicts[c] == "not applicable" for c in needs_3rdwws)
+    differ = {k: (v, alone.verdicts.get(k), alone.findings.get(k)) for k, v in full.verdicts.items()
+              if k not in needs_3rdwws and alone.verdicts.get(k) != v}
+    assert not differ, differ

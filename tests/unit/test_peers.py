@@ -1,0 +1,78 @@
+"""Emulated peers without sockets: scripts, evidence, the emulated core's default answers."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from conformance.codec import sip
+from conformance.events import HttpExchange, SipReceived
+from conformance.peers.base import Users
+from conformance.peers.cscf import EmulatedCscf
+from conformance.peers.evidence import show_records
+from conformance.peers.script import Board, Record, Script
+
+ALICE = {"web_id": "alice@web.operator.example", "password": "pw", "impi": "alice@ims.example.net",
+         "impus": ["sip:alice@ims.example.net", "tel:+15550100"]}
+
+
+def test_script_shapes_the_default_json():
+    default = {"active": True, "impi": "a@x", "impu": ["sip:a@x"]}
+    assert Script.from_spec({"peer": "as", "on": "introspect", "answer": {"omit": ["impu"]}}).shape_json(default) \
+        == {"active": True, "impi": "a@x"}
+    merged = Script.from_spec({"peer": "as", "on": "introspect", "answer": {"merge": {"active": False}}})
+    assert merged.shape_json(default)["active"] is False
+    whole = Script.from_spec({"peer": "as", "on": "introspect", "answer": {"json": {"active": False}}})
+    assert whole.shape_json(default) == {"active": False}
+
+
+def test_a_script_applies_as_many_times_as_told_and_only_to_its_exchange():
+    board = Board()
+    board.begin([Script.from_spec({"peer": "pcscf", "on": "REGISTER", "silent": True, "times": 1})])
+    assert board.script_for("as", "REGISTER") is None
+    assert board.script_for("pcscf", "register").silent
+    assert board.script_for("pcscf", "REGISTER") is None  # used up
+    records, errors = board.end()
+    assert records == [] and errors == []
+
+
+def test_evidence_masks_credentials_and_tokens():
+    http = HttpExchange("POST", "https://as/introspect", request_headers=[("Authorization", "Basic d3NmOnNlY3JldA==")],
+                        request_body=b"token=eyJ.secret.sig&token_type_hint=access_token")
+    raw = b"REGISTER sip:x SIP/2.0\r\nAuthorization: Bearer eyJ.abc.def\r\nContent-Length: 0\r\n\r\n"
+    text = show_records([Record("as", "introspect", http, 0.0, "200"),
+                         Record("pcscf", "REGISTER", SipReceived(sip.parse(raw), raw, "udp"), 0.0, "200")])
+    assert "d3NmOnNlY3JldA" not in text and "eyJ" not in text
+    assert "Authorization: Basic [redacted]" in text and "token=[token]" in text
+
+
+def _core() -> EmulatedCscf:
+    peers = SimpleNamespace(users=Users({"alice": ALICE}),
+                            profile=SimpleNamespace(pixit={"home_domain": "ims.example.net"}))
+    return EmulatedCscf(peers, "pcscf", {"address": "127.0.0.14", "port": 5060,
+                                         "sip_uri": "sip:pcscf.ims.example.net"}, whole_core=True)
+
+
+def _register(auth: str) -> sip.Request:
+    return sip.parse((
+        "REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.13:5060;branch=z9hG4bK1\r\n"
+        "Max-Forwards: 69\r\nTo: <sip:alice@ims.example.net>\r\nFrom: <sip:alice@ims.example.net>;tag=1\r\n"
+        "Call-ID: c1\r\nCSeq: 1 REGISTER\r\nContact: <sip:u@h.invalid;transport=ws>;expires=600\r\n"
+        f"Path: <sip:flow@wsf.operator.example;lr;ob>\r\n{auth}Content-Length: 0\r\n\r\n").encode())
+
+
+def test_emulated_core_registers_a_trusted_node_request():
+    resp = _core().default_answer(_register(
+        'Authorization: Digest username="alice@ims.example.net", realm="ims.example.net", '
+        'uri="sip:ims.example.net", nonce="", response="", integrity-protected="auth-done"\r\n'))
+    assert resp.status == 200
+    assert resp.headers.get_all("P-Associated-URI") == ["<sip:alice@ims.example.net>", "<tel:+15550100>"]
+    assert resp.headers.get_all("Path") == ["<sip:term@pcscf.ims.example.net;lr>",
+                                            "<sip:flow@wsf.operator.example;lr;ob>"]
+    assert "expires=600" in resp.headers.get("Contact")
+
+
+def test_emulated_core_challenges_without_auth_done_and_refuses_an_unknown_impi():
+    assert _core().default_answer(_register("")).status == 401
+    unknown = _core().default_answer(_register(
+        'Authorization: Digest username="eve@ims.example.net", integrity-protected="auth-done"\r\n'))
+    assert unknown.status == 403
