@@ -12,6 +12,7 @@ for the step engine (conformance.run.templating.render) at run time.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -52,6 +53,9 @@ OAUTH_SAVES = {"pkce": ("code_verifier", "code_challenge", "code_challenge_metho
                "nonce": ("nonce",)}
 FORGED_DEFAULT = "forged_token"  # forge_token saves here without save_as
 MAX_FRAGMENT_DEPTH = 8
+
+# actions that put SIP on the wire or take it off (a case with one can see registrations)
+SIP_ACTIONS = frozenset({"sip_send", "sip_expect", "sip_serve"})
 
 
 class TestCaseError(ModelError):
@@ -195,6 +199,13 @@ class TestCase:
     # PIXIT without which the case cannot exercise its requirement (a genuine expired token...):
     # missing -> inconclusive "not exercised", whereas a missing `requires_pixit` is not applicable
     needs: list[dict] = field(default_factory=list)  # [{pixit: dotted path, why: text}]
+
+    def touches_registrations(self) -> bool:
+        """It sends, serves or captures SIP: only such a case can see the registrations an earlier
+        case left behind (a leased fixture user is reset for it, conformance.run.identities)."""
+        if any(step.action in SIP_ACTIONS for step in self.steps):
+            return True
+        return '"sip"' in json.dumps(self.capture or {}, default=str)
 
     def missing_needs(self, pixit: dict) -> list[str]:
         """The `needs` the profile's PIXIT does not supply, as 'why (pixit.path)' lines."""

@@ -172,13 +172,14 @@ class Engine:
             lease = self.identities.lease(tc)
         except identities.ProvisioningError as exc:
             return CaseResult(tc.id, Verdict.INCONCLUSIVE, reason=f"could not provision a test identity: {exc}")
+        reset = lease.needs_reset and tc.touches_registrations()
         try:
-            if lease.needs_reset:  # a shared fixture user: a known state first (preamble)
+            if reset:  # a shared fixture user: a known state first (preamble)
                 problem = self._reset_identity(lease, "preamble")
                 if problem:
                     return CaseResult(tc.id, Verdict.INCONCLUSIVE, reason=problem)
             result = self._run_with(tc, lease.user, keylog)
-            if lease.needs_reset:  # and no registration left behind for the next case (postamble)
+            if reset:  # and no registration left behind for the next case (postamble)
                 problem = self._reset_identity(lease, "postamble")
                 if problem:
                     result.reason = "; ".join(filter(None, [result.reason, problem]))

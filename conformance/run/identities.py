@@ -92,6 +92,7 @@ class IdentityProvider:
         users = profile.pixit.get("users") or {}
         self.fixtures: dict = dict(users.get("fixtures") or {})
         self.pool = pool_names(users)
+        self.reset_registrations = not users.get("provisioning") and users.get("reset_registrations", True)
         self.provisioning: dict | None = users.get("provisioning")
         self.home_domain = profile.pixit.get("home_domain", "ims.example.net")
         self.lock_dir = Path(workdir or ".ims-conformance") / "identity-locks"
@@ -151,7 +152,7 @@ class IdentityProvider:
                 except BlockingIOError:
                     os.close(fd)
                     continue
-                return Lease(dict(self.fixtures[name]), fixture=name, needs_reset=not self.provisioning, _fd=fd)
+                return Lease(dict(self.fixtures[name]), fixture=name, needs_reset=self.reset_registrations, _fd=fd)
             if self.clock.now() >= deadline:
                 raise ProvisioningError(f"no free identity for {what} is held by other running test cases "
                                         f"(waited {self.lease_deadline_s:.0f} s); an identity is never shared")

@@ -120,7 +120,8 @@ def _profile(tmp: Path, ca: Path, host: str, port: int, transport: str) -> Path:
                       "introspection_client_secret": "s3cret-of-the-wsf"},
             "tls": {"ca_bundle": str(ca)},
             "capture": {"enabled": False},
-            "users": {"fixtures": fixtures},
+            # the hostile server keeps no registrations: no reset preamble to judge it by
+            "users": {"fixtures": fixtures, "reset_registrations": False},
             "timeouts": {"step_ms": STEP_MS, "connect_ms": STEP_MS},
         },
         "pics": {"signalling.path": "relay", "token.format": "jwt", "token.wsf_url_member": True,

@@ -50,9 +50,7 @@ POOL_SIZE = 8  # fixture users of the fixtures-only profile
 
 
 def _sip_involved(tc) -> bool:
-    actions = {step.action for step in tc.steps}
-    capture = json.dumps(tc.capture or {}, default=str)
-    return bool(actions & {"sip_send", "sip_expect"}) or '"sip"' in capture
+    return tc.touches_registrations()
 
 
 def _ws_or_sip_involved(tc) -> bool:
