@@ -105,3 +105,7 @@ class Nothing:
     # Whether the peer proved alive on this connection before (answered something): a check that
     # nothing comes back means something only then. None: not known (e.g. no wait at all).
     peer_alive: bool | None = None
+    # The wait was for a request the node must send on its own (a NOTIFY, a network-initiated
+    # de-registration), not for an answer: a live node that does not send it misbehaves (fail),
+    # whereas silence where an answer was required stays inconclusive.
+    awaited_request: bool = False

@@ -141,6 +141,9 @@ def _message(received: Any, subject: str) -> tuple[str, Any]:
         return "ws", received
     if isinstance(received, SipReceived):
         return "sip", received.message
+    if isinstance(received, Nothing) and received.awaited_request and received.peer_alive:
+        raise _NoMessage(f"{describe_event(received)}: the node is alive on this connection but did not send "
+                         "the request it must send")
     if isinstance(received, Nothing):
         raise _Silent(f"{describe_event(received)}: the SUT was silent where an answer was required")
     if isinstance(received, WsClosed | Garbage):

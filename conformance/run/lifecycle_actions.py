@@ -35,10 +35,12 @@ def sip_serve(spec: dict, state, env):
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            return Nothing(env.timeout_s * 1000.0)
+            return Nothing(env.timeout_s * 1000.0, peer_alive=getattr(conn, "alive", None), awaited_request=True)
         event = _receive(conn, _Bounded(env, left), "ws")
+        if isinstance(event, Nothing):  # the node's own request never came
+            return Nothing(event.waited_ms, peer_alive=event.peer_alive, awaited_request=True)
         if not isinstance(event, SipReceived):
-            return event  # silence, a close or garbage: the expectations judge it
+            return event  # a close or garbage: the expectations judge it
         if event.message.is_request:
             break
         # a stray response (e.g. a late answer to an earlier request) is not what we wait for

@@ -155,6 +155,17 @@ def test_a_close_or_garbage_fails_and_silence_is_inconclusive(ctx):
     assert "hello" in _one({"status": 401}, Garbage(b"hello", "not SIP"), ctx).actual
 
 
+def test_a_request_a_live_node_must_send_and_does_not_fails(ctx):
+    # a NOTIFY the node must send on its own: silence of a node alive on the connection is a fail,
+    # silence of a node never heard stays inconclusive, and silence where an answer was due too
+    alive = Nothing(waited_ms=500, peer_alive=True, awaited_request=True)
+    assert _one({"method": "NOTIFY"}, alive, ctx).verdict == F
+    assert "did not send" in _one({"method": "NOTIFY"}, alive, ctx).actual
+    unknown = Nothing(waited_ms=500, peer_alive=None, awaited_request=True)
+    assert _one({"method": "NOTIFY"}, unknown, ctx).verdict == Verdict.INCONCLUSIVE
+    assert _one({"status": 200}, Nothing(waited_ms=500, peer_alive=True), ctx).verdict == Verdict.INCONCLUSIVE
+
+
 def test_nothing_and_ws_closed(ctx):
     reg = _sip(FORWARDED_REGISTER)
     assert _one({"nothing": True}, Nothing(waited_ms=100), ctx).verdict == P
