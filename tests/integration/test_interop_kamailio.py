@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a netw
 # Kamailio's core drops, before any routing script, what it cannot parse, and closes a TCP
 # connection whose message exceeds its fixed buffer (profiles/interop-kamailio.deviations.yaml).
 DEVIATIONS = {"TP_PCSCF_SIP_002", "TP_PCSCF_SIP_003", "TP_PCSCF_SIP_004", "TP_PCSCF_SIP_006"}
+SILENT = {"TP_PCSCF_SIP_002", "TP_PCSCF_SIP_003", "TP_PCSCF_SIP_004"}  # dropped without an answer
 
 
 def _profile_in(tmp_path: Path, name: str) -> Path:
@@ -55,7 +56,9 @@ def test_kamailio_core_cases(tmp_path, profile_name, transport):
     work = tmp_path / "work"
     proc = subprocess.run(
         [str(REPO / "interop/netns.sh"), str(REPO / "interop/kamailio/run.sh"), str(profile), str(work),
-         "--sut", "pcscf", "--sut", "scscf"],
+         # the core registration cases; the lifecycle cases (reg event, Min-Expires, ...) need
+         # procedures interop/kamailio does not configure yet (docs/interop.md)
+         "--sut", "pcscf", "--sut", "scscf", "-k", "not lifecycle"],
         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     output = proc.stdout[-4000:] + proc.stderr[-2000:]
     assert not _kamailio_pids(tmp_path / "state"), "processes left running\n" + output
@@ -67,5 +70,7 @@ def test_kamailio_core_cases(tmp_path, profile_name, transport):
     unexpected = {i: r["verdict"] for i, r in results.items()
                   if r["verdict"] not in ("pass", "not applicable") and i not in DEVIATIONS}
     assert not unexpected, output
-    # the deviations really are Kamailio's: each one failed (not inconclusive, not an error)
-    assert all(results[i]["verdict"] == "fail" for i in DEVIATIONS & ran), output
+    # the deviations really are Kamailio's: each got the verdict its entry names (a 400 never sent is
+    # silence, so inconclusive by the verdict rules; the closed TCP connection is a fail), never an error
+    expected = {i: ("inconclusive" if i in SILENT else "fail") for i in DEVIATIONS}
+    assert all(results[i]["verdict"] == expected[i] for i in DEVIATIONS & ran), output
