@@ -50,7 +50,9 @@ lint: venv
 	$(BIN)/ruff check conformance refnet tests benchmarks conftest.py
 
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	# two workers: the tests wait on networks far more than they compute (conftest.py groups the
+	# ones that need the binding's fixed addresses on one worker)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests
 
 validate: venv
 	$(BIN)/ims-conformance validate

@@ -11,10 +11,28 @@ from pathlib import Path
 
 import pytest
 
-INTEGRATION = Path(__file__).resolve().parent / "tests" / "integration"
+TESTS = Path(__file__).resolve().parent / "tests"
+INTEGRATION = TESTS / "integration"
+
+# Under `make test` (pytest-xdist, --dist loadgroup) these modules run anywhere: every network they
+# start has ephemeral ports or a network namespace of its own. Every other module of tests/ that
+# starts something runs on one worker, one test at a time (group "binding-addresses"): it may bind
+# the binding's fixed addresses (the shipped profiles, the emulated peers) or the next loopback
+# blocks, which two tests at once would fight over.
+PARALLEL_SAFE = {
+    "test_fault_matrix.py", "test_variation_matrix.py", "test_refnet_as.py", "test_refnet_cscf.py",
+    "test_refnet_wsf.py", "test_refnet_thirdparty.py", "test_refnet_fuzz.py", "test_peers_alone.py",
+    "test_interop_kamailio.py", "test_hostile_sut.py",
+}
+SERIAL_UNIT = {"test_peers.py"}  # emulated P-CSCF on 127.0.0.14:5060
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if INTEGRATION in Path(str(item.path)).parents:
+        path = Path(str(item.path))
+        integration = INTEGRATION in path.parents
+        if integration:
             item.add_marker(pytest.mark.integration)
+        if (integration or TESTS / "hostile" in path.parents or path.name in SERIAL_UNIT) \
+                and path.name not in PARALLEL_SAFE:
+            item.add_marker(pytest.mark.xdist_group("binding-addresses"))

@@ -81,7 +81,8 @@ def _headers(items) -> list[tuple[str, str]]:
 class BrowserUe:
     def __init__(self, *, ca_file: str | None, keylog: Path, executable: str = CHROMIUM,
                  clock=time.monotonic):
-        self.clock = clock  # injected: every wait below is measured with it
+        # injected: every wait below is measured with it (a Clock object or a function of seconds)
+        self.clock = clock.now if hasattr(clock, "now") else clock
         try:
             from playwright.sync_api import sync_playwright
         except ImportError as exc:
