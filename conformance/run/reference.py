@@ -36,7 +36,7 @@ def network_config(profile):
         state_dir = Path(profile.base_dir) / state_dir
     cfg = NetworkConfig(
         state_dir=str(state_dir),
-        endpoints={name: Endpoint(n["address"], int(n["port"]), n.get("tls_name", "")) for name, n in nodes.items()},
+        endpoints={name: Endpoint(n["address"], int(n["port"]), _name_of(n)) for name, n in nodes.items()},
         options=Options(signalling=pics.get("signalling.path", "relay"),
                         bearer_syntax=pics.get("sip.bearer_syntax", "rfc8898"),
                         verify=pics.get("wsf.verify", "introspection"),
@@ -93,3 +93,15 @@ def check_running(cfg, where: str) -> None:
         raise NetworkMismatch(f"the reference network already running on {where} was started with other "
                               f"settings ({'; '.join(diffs)}); stop it (Ctrl-C in its terminal) so the run "
                               "can start the one the profile asks for (nothing was sent)")
+
+
+def _name_of(node: dict) -> str:
+    """The node's host name: its certificate name, or for a SIP node the host of its SIP URI (the
+    reference network resolves no names, so it maps Route and Path hosts to addresses with these;
+    without them a NOTIFY routed by the P-CSCF's name finds no address)."""
+    if node.get("tls_name"):
+        return node["tls_name"]
+    uri = str(node.get("sip_uri", ""))
+    host = uri.split(":", 1)[1] if ":" in uri else ""
+    return host.split(";")[0].split(">")[0].split(":")[0].rsplit("@", 1)[-1]
+

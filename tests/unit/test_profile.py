@@ -183,3 +183,14 @@ def test_yaml_syntax_error_in_profile(tmp_path: Path):
     path.write_text("profile: x\npixit:\n  a: [1, 2\n")
     ((line, col, msg),) = problems(path)
     assert line == 4 and msg.startswith("YAML syntax:")
+
+
+def test_reference_network_knows_sip_nodes_by_the_host_of_their_sip_uri():
+    # the reference S-CSCF routes a NOTIFY by the P-CSCF's name (its Path): without the name the
+    # network launched from a profile found no address and the reg event never reached the UE
+    from conformance.run.reference import _name_of
+
+    assert _name_of({"sip_uri": "sip:pcscf.ims.example.net"}) == "pcscf.ims.example.net"
+    assert _name_of({"sip_uri": "sip:scscf.ims.example.net:5070;transport=tcp"}) == "scscf.ims.example.net"
+    assert _name_of({"tls_name": "wsf.operator.example", "sip_uri": "sip:x@y"}) == "wsf.operator.example"
+    assert _name_of({}) == ""
