@@ -215,9 +215,9 @@ def render(matrix: dict[str, dict]) -> str:
         lines.append(f"| `{name}` | {', '.join(v.nodes) or 'profile'} | {v.freedom} | {SUBSET_WHY[name]} "
                      f"| {counts} | {bad} |")
     lines += ["", "## Awaiting catalog fixes", "",
-              "These variations still give fails; every one comes from a catalog assumption that branch",
-              "issue9a removes. `make test` skips them with the reason below (`AWAITS_CATALOG_FIX` in",
-              "`tests/integration/variation_matrix.py`); empty that set once both branches are merged.", ""]
+              "Variations that still give a fail because of a known catalog assumption being removed;",
+              "`make test` skips them with the reason below (`AWAITS_CATALOG_FIX` in",
+              "`tests/integration/variation_matrix.py`). It must stay empty.", ""]
     lines += [f"- `{name}`: {why}" for name, why in AWAITS_CATALOG_FIX.items()] or ["- none"]
     lines += ["", "## Accepted inconclusive verdicts", ""]
     rows = [f"- `{name}` / `{case}`: {why}" for name, d in INCONCLUSIVE_OK.items() for case, why in d.items()]
