@@ -13,7 +13,7 @@ PROFILE ?= profiles/reference.yaml
 # whose NSS database must trust the test CA).
 APT_PACKAGES := libpcap0.8 tshark iproute2 kamailio kamailio-sqlite-modules chromium libnss3-tools
 
-.PHONY: install system-deps venv node-deps test lint demo report validate list clean interop
+.PHONY: install system-deps venv node-deps test test-parallel lint demo report validate list clean interop
 
 install: system-deps venv node-deps
 
@@ -50,8 +50,11 @@ lint: venv
 	$(BIN)/ruff check conformance refnet tests benchmarks conftest.py
 
 test: install lint
-	# two workers: the tests wait on networks far more than they compute (conftest.py groups the
-	# ones that need the binding's fixed addresses on one worker)
+	# serial: test_capture_live (fixed ports) flaked once in three runs under -n 2 --dist loadgroup
+	# (conftest.py keeps the grouping for `make test-parallel`, about 14 min instead of about 25)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-parallel: install lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests
 
 validate: venv
