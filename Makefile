@@ -13,7 +13,7 @@ PROFILE ?= profiles/reference.yaml
 # whose NSS database must trust the test CA).
 APT_PACKAGES := libpcap0.8 tshark iproute2 kamailio kamailio-sqlite-modules chromium libnss3-tools
 
-.PHONY: install system-deps venv node-deps test test-parallel lint demo report validate list clean interop
+.PHONY: install system-deps venv node-deps test test-parallel lint demo report validate list clean interop schema
 
 install: system-deps venv node-deps
 
@@ -45,6 +45,11 @@ build/jssip.js: node_modules/.installed
 	mkdir -p build
 	node_modules/.bin/esbuild node_modules/jssip/lib/JsSIP.js --bundle --format=iife --global-name=JsSIP \
 	  --minify --log-level=warning --outfile=$@
+
+# The schema parts derived from conformance/vocabulary (step, expectation, operators): after adding
+# an action, subject or operator there (tests/unit/test_vocabulary.py fails until this is run).
+schema: venv
+	$(BIN)/python -m conformance.vocabulary.schema_gen --write
 
 lint: venv
 	$(BIN)/ruff check conformance refnet tests benchmarks conftest.py
