@@ -7,10 +7,9 @@ SUT got wrong at once. Verdicts per item:
 - inconclusive when the harness could not observe (capture unavailable, JWKS unreachable);
 - error when the expectation itself is malformed (unknown key or operator, bad regex).
 
-Shorthands, when an item has no operator: `status: 401` equals (a list: one_of); `method`,
-`subprotocol` equal their value (`subprotocol: null`: none negotiated); `request_uri` is
-uri_equals; `ws_closed: true|false|code|[codes]`; `nothing: true|false`; `body: "text"`
-contains the text; `jwt ... signature: valid|invalid`; any other subject alone means present.
+An item without an operator means what conformance.vocabulary.shorthand.normalise says (the
+loader reads it the same way): `status: 401` equals, `request_uri: X` uri_equals, ... and
+`{body: "text"}` is malformed (write `{body: true, contains: "text"}`).
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from conformance.match.subjects import (
     subject_of,
 )
 from conformance.verdicts import Finding, Verdict
+from conformance.vocabulary.shorthand import normalise
 
 
 @dataclass
@@ -82,42 +82,12 @@ def line_of(item: Any) -> int | None:
     return line if isinstance(line, int) else None
 
 
-def _operators_of(item: Mapping[str, Any]) -> list[str]:
+def _check_keys(item: Mapping[str, Any]) -> None:
     known = set(SUBJECTS) | set(MODIFIERS) | set(META) | ALL_OPERATORS
     unknown = [k for k in item if k not in known]
     if unknown:
         raise MalformedExpectation(f"unknown key(s) {', '.join(map(str, unknown))} in expectation; operators: "
                                    f"{', '.join(sorted(ALL_OPERATORS))}")
-    ops = [k for k in item if k in ALL_OPERATORS]
-    if len(ops) > 1:
-        raise MalformedExpectation(f"one operator per expectation; found {', '.join(ops)}")
-    return ops
-
-
-def _shorthand(subject: str, item: Mapping[str, Any]) -> tuple[str, Any]:
-    value = item[subject]
-    if subject == "status":
-        return ("one_of", list(value)) if isinstance(value, list) else ("equals", value)
-    if subject in ("method", "subprotocol"):
-        return ("absent", True) if value is None else ("equals", value)
-    if subject == "request_uri":
-        return ("present", True) if value in (None, True) else ("uri_equals", value)
-    if subject == "ws_closed":
-        if value is None or value is True:
-            return "present", True
-        if value is False:
-            return "absent", True
-        return ("one_of", list(value)) if isinstance(value, list) else ("equals", value)
-    if subject == "nothing":
-        return "equals", value is not False
-    if subject == "body" and isinstance(value, str):
-        return "contains", value
-    if subject == "jwt" and "signature" in item:
-        wanted = item["signature"]
-        if wanted not in ("valid", "invalid"):
-            raise MalformedExpectation(f"signature takes valid or invalid, not {wanted!r}")
-        return "equals", wanted
-    return "present", True
 
 
 def check_one(item: Mapping[str, Any], received: Any, ctx: MatchContext) -> Finding:
@@ -134,8 +104,8 @@ def check_one(item: Mapping[str, Any], received: Any, ctx: MatchContext) -> Find
             raise MalformedExpectation(str(exc)) from None
         subject = subject_of(item)
         label = subject
-        ops = _operators_of(item)
-        op, operand = (ops[0], item[ops[0]]) if ops else _shorthand(subject, item)
+        _check_keys(item)
+        op, operand = normalise(subject, item)  # the loader's reading too (conformance/vocabulary)
         _validate_operand(op, operand, ctx)  # a malformed item is an error even when nothing arrived
         res = resolve(item, received, ctx)
         label = res.label

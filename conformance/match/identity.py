@@ -12,6 +12,7 @@ from typing import Any
 
 from conformance.codec.sip_uri import UriError, uri_equal
 from conformance.match.operators import MISSING, MalformedExpectation, uri_of
+from conformance.vocabulary.operators import IDENTITY_OPERATORS
 
 
 def _entry(identities: Mapping[str, Any], web_id: Any) -> Mapping[str, Any]:
@@ -56,8 +57,6 @@ def is_impi_of(actual: Any, web_id: Any, identities: Mapping[str, Any]) -> tuple
     return ok, f"is the IMPI of {web_id} ({impi})"
 
 
-IDENTITY_CHECKS = {
-    "is_default_impu_of": is_default_impu_of,
-    "is_impu_of": is_impu_of,
-    "is_impi_of": is_impi_of,
-}
+# by operator name, as conformance/vocabulary/operators.py registers them (the function of each
+# identity operator is this module's function of that name)
+IDENTITY_CHECKS = {name: globals()[name] for name in IDENTITY_OPERATORS}

@@ -14,6 +14,10 @@ from typing import Any
 
 from conformance.codec.sip_headers import HeaderError, parse_name_addr
 from conformance.codec.sip_uri import UriError, uri_equal
+from conformance.vocabulary import operators as vocabulary
+from conformance.vocabulary.errors import MalformedExpectation
+
+__all__ = ["MISSING", "MalformedExpectation", "apply", "count_holds", "show", "uri_of"]
 
 
 class _Missing:
@@ -36,8 +40,6 @@ class _Missing:
 MISSING = _Missing()
 
 
-class MalformedExpectation(ValueError):
-    """The expectation itself is wrong (unknown operator, bad regex, wrong operand type): verdict error."""
 
 
 def show(value: Any, limit: int = 300) -> str:
@@ -81,15 +83,15 @@ def _same(actual: Any, expected: Any) -> bool:
     return False
 
 
-def _equals(actual, expected) -> bool:
+def equals_holds(actual, expected) -> bool:
     return actual is not MISSING and _same(actual, expected)
 
 
-def _not_equals(actual, expected) -> bool:
+def not_equals_holds(actual, expected) -> bool:
     return actual is MISSING or not _same(actual, expected)
 
 
-def _contains(actual, expected) -> bool:
+def contains_holds(actual, expected) -> bool:
     if actual is MISSING or actual is None:
         return False
     if isinstance(actual, list | tuple):
@@ -99,11 +101,11 @@ def _contains(actual, expected) -> bool:
     return str(expected) in str(actual)
 
 
-def _not_contains(actual, expected) -> bool:
-    return not _contains(actual, expected)
+def not_contains_holds(actual, expected) -> bool:
+    return not contains_holds(actual, expected)
 
 
-def _regex(actual, expected) -> bool:
+def regex_holds(actual, expected) -> bool:
     try:
         pattern = re.compile(str(expected))
     except re.error as exc:
@@ -119,15 +121,15 @@ def _flag(expected, op: str) -> bool:
     return expected
 
 
-def _absent(actual, expected) -> bool:
+def absent_holds(actual, expected) -> bool:
     return (actual is MISSING) == _flag(expected, "absent")
 
 
-def _present(actual, expected) -> bool:
+def present_holds(actual, expected) -> bool:
     return (actual is not MISSING) == _flag(expected, "present")
 
 
-def _one_of(actual, expected) -> bool:
+def one_of_holds(actual, expected) -> bool:
     if not isinstance(expected, list | tuple):
         raise MalformedExpectation(f"one_of takes a list, not {expected!r}")
     return actual is not MISSING and any(_same(actual, e) for e in expected)
@@ -146,7 +148,7 @@ def uri_of(value: Any) -> str:
     return text
 
 
-def _uri_equals(actual, expected) -> bool:
+def uri_equals_holds(actual, expected) -> bool:
     if actual is MISSING or actual is None:
         return False
     try:
@@ -171,32 +173,25 @@ def _compare(op: str, better: Callable[[float, float], bool]) -> Callable[[Any, 
     return check
 
 
-def _starts_with(actual, expected) -> bool:
+def starts_with_holds(actual, expected) -> bool:
     return actual is not MISSING and actual is not None and str(actual).startswith(str(expected))
 
 
+less_than_holds = _compare("less_than", lambda a, e: a < e)
+greater_than_holds = _compare("greater_than", lambda a, e: a > e)
+
+# The names, kinds and properties of the operators are conformance/vocabulary/operators.py's;
+# this module holds the predicates it names.
+COUNT = vocabulary.COUNT
+IDENTITY_OPERATORS = vocabulary.IDENTITY_OPERATORS
+HOLDS_ON_NOTHING = vocabulary.HOLDS_ON_NOTHING
+ALL_OPERATORS = frozenset(vocabulary.OPERATORS.names())
+
+
+# The predicates by operator name, as the registry names them ("conformance.match.operators:
+# equals_holds"); looked up in this module's namespace because the module is still loading here.
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "equals": _equals,
-    "not_equals": _not_equals,
-    "regex": _regex,
-    "contains": _contains,
-    "not_contains": _not_contains,
-    "absent": _absent,
-    "present": _present,
-    "one_of": _one_of,
-    "uri_equals": _uri_equals,
-    "less_than": _compare("less_than", lambda a, e: a < e),
-    "greater_than": _compare("greater_than", lambda a, e: a > e),
-    "starts_with": _starts_with,
-}
-
-# Operators that hold when nothing is there, so that `index: all` over no value is vacuously true.
-HOLDS_ON_NOTHING = frozenset({"absent", "not_equals", "not_contains"})
-
-# `count` compares the number of values; its operand is a number or {operator: operand}.
-COUNT = "count"
-IDENTITY_OPERATORS = ("is_default_impu_of", "is_impu_of", "is_impi_of")
-ALL_OPERATORS = frozenset(OPERATORS) | {COUNT} | set(IDENTITY_OPERATORS)
+    name: globals()[vocabulary.OPERATORS[name].implemented_by.rpartition(":")[2]] for name in vocabulary.PREDICATES}
 
 
 def apply(op: str, actual: Any, expected: Any) -> bool:

@@ -26,22 +26,14 @@ from conformance.codec.sip_uri import SipUri, UriError, parse_uri
 from conformance.drivers.http import find_form
 from conformance.events import Garbage, HttpExchange, Nothing, SipReceived, WsClosed, WsHandshake
 from conformance.match.operators import MISSING, MalformedExpectation, show
+from conformance.vocabulary import subjects as vocabulary
 
-SUBJECTS = ("status", "header", "json", "jwt", "body", "html_form", "cookie", "method", "request_uri",
-            "ws_closed", "subprotocol", "nothing", "reason")
-# Keys that refine a subject, and which subject takes which.
-MODIFIERS = ("index", "param", "uri_param", "query", "fragment", "claim", "jwt_header", "signature",
-             "field", "attribute")
+# The subjects, their qualifiers and the meta keys are conformance/vocabulary/subjects.py's.
+SUBJECTS = vocabulary.SUBJECTS.names()
+MODIFIERS = vocabulary.QUALIFIERS.names()  # keys that refine a subject
 _REFINEMENTS = ("param", "uri_param", "query", "fragment")  # one at most: they read one text value
-_ACCEPTS = {
-    "header": ("index", *_REFINEMENTS),
-    "json": ("index", *_REFINEMENTS),
-    "jwt": ("claim", "jwt_header", "signature", "index"),
-    "html_form": ("field", "index", *_REFINEMENTS),
-    "cookie": ("attribute", "index"),
-    "request_uri": ("uri_param",),
-}
-META = ("ref", "note", "name", "level")
+_ACCEPTS = {s.name: s.accepts for s in vocabulary.SUBJECTS if s.accepts}  # which subject takes which
+META = vocabulary.META.names()
 ANY = "any"  # Resolution.every for `index: any`
 
 # Headers whose value is credentials or a challenge (RFC 3261 20.7, 20.27, 20.28, 20.44; RFC 9110 11).
@@ -586,12 +578,9 @@ def _nothing(item, received, ctx) -> Resolution:
     return Resolution("nothing", [quiet], display=describe_event(received))
 
 
-_RESOLVERS = {
-    "status": _status, "header": _header, "json": _json, "jwt": _jwt, "body": _body,
-    "html_form": _html_form, "cookie": _cookie, "method": _method, "request_uri": _request_uri,
-    "subprotocol": _subprotocol, "ws_closed": _ws_closed, "nothing": _nothing, "reason": _reason,
-}
-assert set(_RESOLVERS) == set(SUBJECTS)
+# The resolver of each subject, as the registry names it ("conformance.match.subjects:_status");
+# looked up in this module's namespace because the module is still loading here.
+_RESOLVERS = {s.name: globals()[s.implemented_by.rpartition(":")[2]] for s in vocabulary.SUBJECTS}
 
 
 class SaveError(LookupError):

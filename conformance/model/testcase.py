@@ -35,27 +35,25 @@ from conformance.run.templating import (
     scan,
     split_path,
 )
+from conformance.vocabulary import actions as vocabulary_actions
+from conformance.vocabulary import operators as vocabulary_operators
+from conformance.vocabulary import subjects as vocabulary_subjects
+from conformance.vocabulary.shorthand import normalise
 
-ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect", "forge_token",
-           "wait", "sip_serve", "reginfo", "use")
-SUBJECTS = ("status", "header", "json", "jwt", "body", "html_form", "cookie", "method", "request_uri",
-            "ws_closed", "subprotocol", "nothing", "reason")
+# The words of the format are conformance/vocabulary's (one definition for the schema, this loader,
+# the matcher and the engines); these tuples are the names in their registry order.
+ACTIONS = vocabulary_actions.ACTIONS.names()
+SUBJECTS = vocabulary_subjects.SUBJECTS.names()
+QUALIFIERS = vocabulary_subjects.QUALIFIERS.names()
+OPERATORS = vocabulary_operators.OPERATORS.names()
 PLAYED_NODES = ("as", "pcscf", "scscf")  # nodes the harness can play (conformance/peers)
-QUALIFIERS = ("index", "param", "uri_param", "query", "fragment", "claim", "jwt_header", "signature", "field",
-              "attribute")
-OPERATORS = ("equals", "not_equals", "regex", "contains", "not_contains", "absent", "present", "one_of",
-             "uri_equals", "less_than", "greater_than", "count", "starts_with", "is_default_impu_of",
-             "is_impu_of", "is_impi_of")
-# Subjects whose value is the expected value when no operator is given (`status: 401`).
-VALUED_SUBJECTS = ("status", "method", "request_uri", "ws_closed", "subprotocol", "nothing")
 # Names an action saves without a `save:` block (visible to ${saved.*} afterwards).
 OAUTH_SAVES = {"pkce": ("code_verifier", "code_challenge", "code_challenge_method"), "state": ("state",),
                "nonce": ("nonce",)}
 FORGED_DEFAULT = "forged_token"  # forge_token saves here without save_as
 MAX_FRAGMENT_DEPTH = 8
 
-# actions that put SIP on the wire or take it off (a case with one can see registrations)
-SIP_ACTIONS = frozenset({"sip_send", "sip_expect", "sip_serve"})
+SIP_ACTIONS = vocabulary_actions.SIP_ACTIONS  # a case with one can see registrations
 
 
 class TestCaseError(ModelError):
@@ -68,13 +66,10 @@ class TestCaseError(ModelError):
 class Expectation:
     """One checked item of `expect:`, normalised to exactly one operator (`op`, `operand`).
 
-    Shorthands (docs/format.md, same reading as conformance.match.engine): `status: 401` is
-    equals, `status: [302, 303]` one_of; `method` / `subprotocol` equal their value (null:
-    absent); `request_uri: X` is uri_equals (true alone: present); `ws_closed: true` alone is
-    present, `false` absent, a code equals, a list one_of; `nothing: true|false` equals;
-    `jwt` + `signature: valid|invalid` equals that word.
+    An item without an operator means what conformance.vocabulary.shorthand.normalise says,
+    the reading the matcher (conformance.match.engine) uses too (docs/format.md).
     `target` is the subject's argument (header name, JSON path, JWT, form selector, cookie name),
-    None for the value subjects and body.
+    None for the subjects that are compared themselves (status, body, ...).
     """
 
     subject: str
@@ -98,11 +93,9 @@ class Expectation:
     @classmethod
     def from_mapping(cls, m: MarkedDict, file: str) -> Expectation:
         subject = next(s for s in SUBJECTS if s in m)
-        value = m[subject]
-        ops = [(k, m[k]) for k in OPERATORS if k in m]
         quals = {k: m[k] for k in QUALIFIERS if k in m}
-        target: Any = None if subject in VALUED_SUBJECTS or subject == "body" else value
-        op, operand = ops[0] if ops else _shorthand(subject, value, quals)
+        target: Any = m[subject] if vocabulary_subjects.SUBJECTS[subject].target else None
+        op, operand = normalise(subject, m)
         line, col = mark_of(m)
         return cls(subject, target, quals, op, operand, m.get("ref"), m.get("note"), m.get("name"),
                    file, line, col, m, level_of(m).value)
@@ -117,25 +110,6 @@ class Expectation:
         return " ".join(str(p) for p in parts)
 
 
-def _shorthand(subject: str, value: Any, quals: dict[str, Any]) -> tuple[str, Any]:
-    """The operator an item without one means (the schema allows no other operator-less form)."""
-    if subject == "status":
-        return ("one_of", list(value)) if isinstance(value, list) else ("equals", value)
-    if subject in ("method", "subprotocol"):
-        return ("absent", True) if value is None else ("equals", value)
-    if subject == "request_uri":
-        return ("present", True) if value is True else ("uri_equals", value)
-    if subject == "ws_closed":
-        if isinstance(value, bool):
-            return ("present", True) if value else ("absent", True)
-        return ("one_of", list(value)) if isinstance(value, list) else ("equals", value)
-    if subject == "nothing":
-        return "equals", value is not False
-    if subject == "jwt" and "signature" in quals:
-        return "equals", quals["signature"]
-    return "present", True
-
-
 @dataclass(eq=False)
 class Step(Mapping):
     """One step after fragment expansion, with where it was written.
@@ -147,7 +121,7 @@ class Step(Mapping):
 
     index: int  # 1-based position in the expanded list
     name: str
-    action: str  # one of ACTIONS except "use"
+    action: str  # one of ACTIONS except "use" (conformance.vocabulary.actions.RUNNABLE)
     args: Any  # the action's mapping, templates not rendered yet
     expect: list[Expectation]
     save: dict[str, MarkedDict]

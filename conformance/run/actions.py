@@ -9,6 +9,7 @@ against. A misbehaving SUT never raises here: silence, a close or garbage come b
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 import time
@@ -24,9 +25,9 @@ from conformance.run import sign_in, sip_templates
 from conformance.run.clock import MONOTONIC, Clock
 from conformance.run.deadline import Deadline
 from conformance.run.state import CaseState
+from conformance.vocabulary import actions as vocabulary
 
-ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "sip_expect",
-           "forge_token", "wait", "sip_serve", "reginfo")
+ACTIONS = vocabulary.RUNNABLE  # every action but `use`, which the loader expands (conformance/vocabulary)
 
 
 class StepError(Exception):
@@ -67,7 +68,16 @@ def run(name: str, spec: Any, state: CaseState, env: ActionEnv):
         from conformance.run import browser_actions
 
         return browser_actions.run(name, spec, state, env)
-    return _HANDLERS[name](spec or {}, state, env)
+    return _handler(name)(spec or {}, state, env)
+
+
+@functools.cache
+def _handler(name: str) -> Callable:
+    """The function the registry names for an action (imported on first use: sip_serve and
+    reginfo live in conformance/run/lifecycle_actions.py, which imports this module)."""
+    if name not in ACTIONS:
+        raise StepError(f"no action {name!r}; actions: {', '.join(ACTIONS)}")
+    return vocabulary.ACTIONS[name].implementation()
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
@@ -348,17 +358,3 @@ def _wait(spec: dict, state: CaseState, env: ActionEnv):
     ms = min(ms, MAX_WAIT_MS)  # bounded whatever the YAML says
     env.clock.sleep(ms / 1000.0)
     return Nothing(ms)
-
-
-def _lifecycle_handlers() -> dict:
-    from conformance.run.lifecycle_actions import HANDLERS
-
-    return HANDLERS
-
-
-_HANDLERS = {
-    "http": _http, "oauth": _oauth, "ws_connect": _ws_connect, "ws_send": _ws_send, "ws_close": _ws_close,
-    "sip_send": _sip_send, "sip_expect": _sip_expect, "forge_token": _forge_token, "wait": _wait,
-}
-_HANDLERS.update(_lifecycle_handlers())  # sip_serve, reginfo (conformance/run/lifecycle_actions.py)
-assert set(_HANDLERS) == set(ACTIONS)

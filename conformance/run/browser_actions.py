@@ -21,8 +21,9 @@ from urllib.parse import urljoin
 from conformance.events import HttpExchange
 from conformance.run.actions import ActionEnv, StepError, SutUnreachable
 from conformance.run.state import CaseState
+from conformance.vocabulary import actions as vocabulary
 
-BROWSER_ACTIONS = ("http", "ws_connect", "sip_send")
+BROWSER_ACTIONS = vocabulary.BROWSER_ACTIONS  # the actions whose ActionDef names a `browser` function
 _HTTP_KEYS = {"method", "url", "form", "follow", "form_from_previous"}
 
 
@@ -38,7 +39,7 @@ def plays(tc) -> bool:
 def run(name: str, spec: dict, state: CaseState, env: ActionEnv):
     if name not in BROWSER_ACTIONS:
         raise StepError(f"{name} is not something a user does in a browser (ue.mode: browser)")
-    return {"http": _http, "ws_connect": _ws_connect, "sip_send": _sip_send}[name](spec or {}, state, env)
+    return vocabulary.ACTIONS[name].browser_implementation()(spec or {}, state, env)
 
 
 def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:

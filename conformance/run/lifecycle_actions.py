@@ -111,6 +111,3 @@ def _int(text):
         return int(text) if text is not None else None
     except ValueError:
         return None
-
-
-HANDLERS = {"sip_serve": sip_serve, "reginfo": reginfo}
