@@ -30,6 +30,7 @@ class SubjectDef(Word):
     accepts: tuple[str, ...] = ()  # qualifiers it takes, in the order the schema lists them
     target: bool = False  # its value names what to look at (header name, JSON path), not a value to compare
     rules: tuple[dict[str, Any], ...] | None = None  # schema rules instead of the ones `operator` implies
+    selectable: bool = True  # a `save:` selector may name it ($defs/selector, written by hand, is checked)
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,13 @@ SUBJECTS: Registry[SubjectDef] = Registry("subject", [
                {"anyOf": [{"type": ["integer", "boolean"]},
                           {"type": "array", "items": {"type": "integer"}, "minItems": 1}],
                 "x-errors": {"anyOf": "ws_closed is true, false, a close code or a list of codes; got {instance}"}},
-               f"{_RESOLVE}:_ws_closed", operator=OPTIONAL_WHEN_TRUE),
+               f"{_RESOLVE}:_ws_closed", operator=OPTIONAL_WHEN_TRUE, selectable=False),
     SubjectDef("subprotocol", "the negotiated WebSocket subprotocol (a value = equals; null: none)",
                {"type": ["string", "boolean", "null"]}, f"{_RESOLVE}:_subprotocol", operator=WHEN_TRUE),
     SubjectDef("nothing", "true: no SIP message arrived within the step timeout; false: one did",
-               {"type": "boolean"}, f"{_RESOLVE}:_nothing", operator=FREE),
+               {"type": "boolean"}, f"{_RESOLVE}:_nothing", operator=FREE, selectable=False),
     SubjectDef("reason", "the reason phrase of a SIP or HTTP response (write reason: true and an operator)",
-               {"const": True}, f"{_RESOLVE}:_reason"),
+               {"const": True}, f"{_RESOLVE}:_reason", selectable=False),
 ])
 
 QUALIFIERS: Registry[QualifierDef] = Registry("qualifier", [

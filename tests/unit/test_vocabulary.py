@@ -52,8 +52,13 @@ def test_schema_lists_exactly_the_registered_words():
     assert {r["required"][0] for r in defs["any_operator"]["anyOf"]} == set(OPERATORS.names())
     words = {*SUBJECTS.names(), *QUALIFIERS.names(), *OPERATORS.names(), *META.names()}
     assert set(defs["expectation"]["properties"]) == words
-    # the hand-written selector may only use registered subjects and qualifiers
-    assert set(defs["selector"]["properties"]) <= words
+    # the hand-written selector names the selectable subjects, each with qualifiers it accepts
+    selector = defs["selector"]
+    assert set(selector["properties"]) <= words
+    assert {r["required"][0] for r in selector["anyOf"]} == set(SUBJECTS.where(selectable=True))
+    for name in SUBJECTS.where(selectable=True):
+        allowed = set(selector["dependentSchemas"][name]["propertyNames"]["enum"])
+        assert allowed <= {name, *SUBJECTS[name].accepts}, name
 
 
 @pytest.mark.parametrize("action", ACTIONS.names())
