@@ -29,10 +29,9 @@ trustme = pytest.importorskip("trustme")
 ws_server = pytest.importorskip("websockets.sync.server")
 ws_client = pytest.importorskip("websockets.sync.client")
 
-WSF, AS, PCSCF = ("127.0.0.41", 17443), ("127.0.0.42", 19443), ("127.0.0.43", 15060)
-PIXIT = {"ue": {"address": "127.0.0.1"},
-         "nodes": {"as": {"address": AS[0], "port": AS[1]}, "wsf": {"address": WSF[0], "port": WSF[1]},
-                   "pcscf": {"address": PCSCF[0], "port": PCSCF[1]}}}
+# Addresses of their own, ports chosen by the kernel: two runs (pytest-xdist workers, a second
+# checkout) never meet on a port, and a socket left in TIME_WAIT by one test cannot block the next.
+WSF_HOST, AS_HOST, PCSCF_HOST = "127.0.0.41", "127.0.0.42", "127.0.0.43"
 
 BLOCK = {
     "expect": [
@@ -61,6 +60,10 @@ class MiniNetwork:
         self._as_server()
         self._pcscf()
         self._wsf()
+        self.pixit = {"ue": {"address": "127.0.0.1"},
+                      "nodes": {"as": {"address": AS_HOST, "port": self.as_addr[1]},
+                                "wsf": {"address": WSF_HOST, "port": self.wsf_addr[1]},
+                                "pcscf": {"address": PCSCF_HOST, "port": self.pcscf_addr[1]}}}
 
     def _server_ctx(self, host: str) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -97,13 +100,15 @@ class MiniNetwork:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(AS, Introspect)
-        self.httpd.socket = self._server_ctx(AS[0]).wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd = http.server.ThreadingHTTPServer((AS_HOST, 0), Introspect)
+        self.as_addr = self.httpd.server_address
+        self.httpd.socket = self._server_ctx(AS_HOST).wrap_socket(self.httpd.socket, server_side=True)
         self._spawn(self.httpd.serve_forever)
 
     def _pcscf(self) -> None:
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(PCSCF)
+        self.udp.bind((PCSCF_HOST, 0))
+        self.pcscf_addr = self.udp.getsockname()
         self.udp.settimeout(0.2)
         self.stop_udp = threading.Event()
 
@@ -122,31 +127,34 @@ class MiniNetwork:
         def handler(conn):
             for message in conn:
                 assert message.startswith("REGISTER")
-                c = http.client.HTTPSConnection(AS[0], AS[1], context=net.client_ctx(net.sut_keylog, tls12=True),
-                                                source_address=(WSF[0], 0), timeout=5)
+                c = http.client.HTTPSConnection(*net.as_addr, context=net.client_ctx(net.sut_keylog, tls12=True),
+                                                source_address=(WSF_HOST, 0), timeout=15)
                 c.request("POST", "/introspect", body=b"token=abc&token_type_hint=access_token",
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
                 assert c.getresponse().read().startswith(b'{"active": true')
                 c.close()
                 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                u.bind((WSF[0], 0))
-                u.settimeout(5)
+                u.bind((WSF_HOST, 0))
+                u.settimeout(15)
                 u.sendto(sip_register(aor="sip:alice@ims.example.net", via="SIP/2.0/UDP 127.0.0.41;branch=z9hG4bKwsf1",
                                       auth='Digest username="alice@ims.example.net", integrity-protected="auth-done"'),
-                         PCSCF)
+                         net.pcscf_addr)
                 u.recvfrom(65535)
                 u.close()
                 conn.send(sip_ok().decode())
 
-        self.wss = ws_server.serve(handler, WSF[0], WSF[1], ssl=self._server_ctx(WSF[0]), subprotocols=["sip"])
+        self.wss = ws_server.serve(handler, WSF_HOST, 0, ssl=self._server_ctx(WSF_HOST), subprotocols=["sip"])
+        self.wsf_addr = self.wss.socket.getsockname()
         self._spawn(self.wss.serve_forever)
 
     def register(self) -> str:
         """Steps 13-21 from the UE side; returns the answer the UE got."""
-        with ws_client.connect(f"wss://{WSF[0]}:{WSF[1]}/sip", ssl=self.client_ctx(self.harness_keylog),
-                               subprotocols=["sip"], open_timeout=5, close_timeout=2) as ws:
+        # generous timeouts: on a loaded two-core machine (CI under -n 2) a TLS handshake and a
+        # thread hop took over 5 s once; the test is about what the capture sees, not speed
+        with ws_client.connect(f"wss://{WSF_HOST}:{self.wsf_addr[1]}/sip", ssl=self.client_ctx(self.harness_keylog),
+                               subprotocols=["sip"], open_timeout=20, close_timeout=5) as ws:
             ws.send(sip_register().decode())
-            return ws.recv(timeout=5)
+            return ws.recv(timeout=20)
 
     def close(self) -> None:
         self.wss.shutdown()
@@ -166,7 +174,7 @@ def mini(tmp_path):
 
 
 def _session(mini, tmp_path, **kw) -> CaptureSession:
-    return CaptureSession(PIXIT, [mini.harness_keylog, mini.sut_keylog], ["lo"], 150, workdir=tmp_path, **kw)
+    return CaptureSession(mini.pixit, [mini.harness_keylog, mini.sut_keylog], ["lo"], 150, workdir=tmp_path, **kw)
 
 
 def test_live_capture_sees_every_leg_decrypted_in_order(mini, tmp_path):
@@ -198,7 +206,7 @@ def test_live_capture_sees_every_leg_decrypted_in_order(mini, tmp_path):
     assert [f.verdict for f in findings] == [Verdict.PASS] * len(findings), "\n".join(f.describe() for f in findings)
     assert result.plaintext_path.exists() and result.plaintext_path.stat().st_size > 1000
     assert result.pcapng_path is None  # the raw capture with TLS secrets only when the profile opts in
-    svg = render_ladder(tl, findings, BLOCK, PIXIT)
+    svg = render_ladder(tl, findings, BLOCK, mini.pixit)
     assert "[17] REGISTER" in svg and "[21] 200 OK" in svg
     assert "missing:" not in svg and 'stroke-dasharray="6,4"' not in svg
 
