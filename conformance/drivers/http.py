@@ -188,7 +188,7 @@ class HttpDriver:
         except requests.exceptions.ConnectionError as exc:
             if _never_connected(exc):
                 raise TransportError("connect", f"{what}: {_reason(exc)}") from exc
-            return self._broken(step, mark, what, exc)
+            return self._broken(step, mark, what, exc, timeout=_timed_out(exc))
         except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
             return self._broken(step, mark, what, exc, timeout=True)
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
@@ -262,6 +262,18 @@ def _read_capped(resp: requests.Response) -> tuple[bytes, int]:
 
 def _never_connected(exc: Exception) -> bool:
     """True when no TCP connection was made at all (refused, no route, unknown name)."""
+    return _in_chain(exc, NewConnectionError | NameResolutionError | ConnectionRefusedError)
+
+
+def _timed_out(exc: Exception) -> bool:
+    """True when the step deadline (or a socket timeout) ended the read. requests reports a read
+    cut by our deadline as ConnectionError('Connection aborted.', DeadlineExceeded(...)), not as
+    a Timeout: without this, a silent SUT on a loaded machine read as a broken answer (fail)
+    instead of silence (inconclusive)."""
+    return _in_chain(exc, TimeoutError)
+
+
+def _in_chain(exc: BaseException, kinds) -> bool:
     seen: set[int] = set()
     stack: list = [exc]
     while stack:
@@ -269,7 +281,7 @@ def _never_connected(exc: Exception) -> bool:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, NewConnectionError | NameResolutionError | ConnectionRefusedError):
+        if isinstance(e, kinds):
             return True
         stack += [getattr(e, "reason", None), e.__cause__, e.__context__] + [a for a in getattr(e, "args", ())
                                                                             if isinstance(a, BaseException)]

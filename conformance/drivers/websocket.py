@@ -190,7 +190,9 @@ def _handshake_event(url: str, sent: bytes, received: bytes, failure: Exception 
         subprotocol=subprotocol,
         body=body,
         error="" if failure is None else f"handshake failed: {failure}".split(" -+-+- ")[0],
-        raw=received if status is None else b"",
+        # the raw bytes whenever the answer was not a usable handshake: a drip-fed status line
+        # ("HTTP/1.1 101 Swi" at the deadline) parses to a status but is still the evidence
+        raw=received if status is None or failure is not None else b"",
     )
 
 

@@ -440,3 +440,20 @@ def test_tcp_connect_refused_is_a_transport_error():
     assert exc.value.kind == "connect"
     with pytest.raises(ValueError):
         open_transport("sctp", SIP_HOST, 5060)
+
+
+def test_a_read_cut_by_the_step_deadline_is_silence_not_a_broken_answer():
+    """requests wraps our deadline in ConnectionError('Connection aborted.', ...) when it fires
+    while the request is still being written: that is still silence (inconclusive)."""
+    import requests
+    import urllib3
+
+    from conformance.drivers.http import _timed_out
+    from conformance.run.deadline import DeadlineExceeded
+
+    cut = requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", DeadlineExceeded("step deadline of 0.4 s passed")))
+    reset = requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset by peer")))
+    assert _timed_out(cut)
+    assert not _timed_out(reset)
