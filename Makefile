@@ -13,7 +13,7 @@ PROFILE ?= profiles/reference.yaml
 # whose NSS database must trust the test CA).
 APT_PACKAGES := libpcap0.8 tshark iproute2 kamailio kamailio-sqlite-modules chromium libnss3-tools
 
-.PHONY: install system-deps venv node-deps test test-parallel lint demo report validate list clean interop schema
+.PHONY: install system-deps venv node-deps test test-serial lint demo report validate list clean interop schema
 
 install: system-deps venv node-deps
 
@@ -54,13 +54,14 @@ schema: venv
 lint: venv
 	$(BIN)/ruff check conformance refnet tests benchmarks conftest.py
 
+# Two xdist workers: tests that bind the binding's fixed addresses share one worker (xdist_group
+# "binding-addresses" in conftest.py); everything else spreads over both.
 test: install lint
-	# serial: test_capture_live (fixed ports) flaked once in three runs under -n 2 --dist loadgroup
-	# (conftest.py keeps the grouping for `make test-parallel`, about 14 min instead of about 25)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
-
-test-parallel: install lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests
+
+# The same tests one at a time (slower; for bisecting an ordering problem).
+test-serial: install lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 validate: venv
 	$(BIN)/ims-conformance validate
