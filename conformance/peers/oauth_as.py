@@ -119,13 +119,17 @@ class EmulatedAs:
             self.peers.board.record("as", on, event, str(status))
             return self._response(status, payload, headers, text, content_type)
         if script.delay_ms:
+            # recorded before the wait: a late answer may come after the test case has ended, and
+            # what the peer received must be evidence all the same
+            self.peers.board.record("as", on, event, f"answered {script.delay_ms} ms late (scripted)")
             await asyncio.sleep(script.delay_ms / 1000.0)
+            event = None  # already recorded
         if script.silent:
-            self.peers.board.record("as", on, event, "no answer (scripted)")
+            self._record(on, event, "no answer (scripted)")
             await asyncio.sleep(SILENT_HOLD_S)
             raise web.HTTPServiceUnavailable()  # only after the hold: the client gave up long before
         if script.close or script.raw is not None:
-            self.peers.board.record("as", on, event, "closed (scripted)" if script.close else "raw bytes (scripted)")
+            self._record(on, event, "closed (scripted)" if script.close else "raw bytes (scripted)")
             if script.raw is not None and request.transport is not None:
                 request.transport.write(script.raw.encode())
             if request.transport is not None:
@@ -137,8 +141,12 @@ class EmulatedAs:
             text, payload = script.body, None
         elif payload is not None or script.json is not None:
             payload = script.shape_json(payload)
-        self.peers.board.record("as", on, event, f"{status} (scripted)")
+        self._record(on, event, f"{status} (scripted)")
         return self._response(status, payload, headers, text, content_type)
+
+    def _record(self, on: str, event, answered: str) -> None:
+        if event is not None:  # None: recorded when the scripted delay began
+            self.peers.board.record("as", on, event, answered)
 
     @staticmethod
     def _response(status, payload, headers, text, content_type) -> web.Response:

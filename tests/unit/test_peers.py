@@ -76,3 +76,28 @@ def test_emulated_core_challenges_without_auth_done_and_refuses_an_unknown_impi(
     unknown = _core().default_answer(_register(
         'Authorization: Digest username="eve@ims.example.net", integrity-protected="auth-done"\r\n'))
     assert unknown.status == 403
+
+
+def test_a_late_answer_is_evidence_from_the_moment_the_request_arrived():
+    """A scripted delay may outlast the test case: the request is recorded before the wait, once."""
+    import asyncio
+
+    core = _core()
+    core.peers.board = Board()
+    core.peers.board.begin([Script.from_spec({"peer": "pcscf", "on": "REGISTER", "delay_ms": 50,
+                                              "answer": {"status": 503}})])
+    sent: list[bytes] = []
+
+    async def scenario():
+        task = asyncio.ensure_future(core.on_request(_register(""), b"raw", "udp", ("127.0.0.13", 5060),
+                                                     sent.append, lambda: None))
+        await asyncio.sleep(0.01)
+        early = [r.answered for r in core.peers.board.records], len(sent)
+        await task
+        return early
+
+    early, sent_early = asyncio.run(scenario())
+    records, errors = core.peers.board.end()
+    assert early == ["answered 50 ms late (scripted)"] and sent_early == 0
+    assert [r.answered for r in records] == early and errors == []
+    assert sent and sent[0].startswith(b"SIP/2.0 503")
