@@ -38,6 +38,12 @@ FAULTS: tuple[Fault, ...] = (
           "RFC 7009 2.1: a client revokes only its own tokens (fault: any authenticated client revokes any token)"),
     Fault("3rdwws-no-pkce", "3rdwws", "RFC 9700 2.1.1 / RFC 7636: the client must send a S256 code_challenge"),
     Fault("3rdwws-state-unchecked", "3rdwws", "RFC 6749 10.12: the client must check state on the callback"),
+    # error paths only an emulated AS produces (caught with the harness playing the AS)
+    Fault("3rdwws-iss-unchecked", "3rdwws", "RFC 9207 2.4: the client compares iss with its AS's issuer (fault: not looked at)"),
+    Fault("3rdwws-ignore-authz-error", "3rdwws",
+          "RFC 6749 4.1.2.1: an error response ends the authorization (fault: the application opens anyway)"),
+    Fault("3rdwws-token-error-ignored", "3rdwws",
+          "RFC 6749 5.1 / 5.2: no access token, no access (fault: a failed token request opens the application)"),
     Fault("wsf-skip-verification", "wsf", "TR 23.701 steps 15-16: the WSF must verify the token before forwarding"),
     Fault("wsf-accept-expired", "wsf", "RFC 9068 4 (local_jwt mode): an expired token must be rejected"),
     Fault("wsf-ignore-audience", "wsf",

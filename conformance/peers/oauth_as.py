@@ -106,15 +106,23 @@ class EmulatedAs:
     # -- the scripted answer ---------------------------------------------------------------------
     async def answer(self, request: web.Request, on: str, status: int, payload=None, *,
                      headers: dict | None = None, text: str | None = None,
-                     content_type: str = "application/json") -> web.StreamResponse:
+                     content_type: str = "application/json",
+                     redirect: tuple[str, dict] | None = None) -> web.StreamResponse:
         """Send the default answer, or what the test case scripted for this exchange; record the
-        request either way (the request is the 'message' the peer's expectations look at)."""
+        request either way (the request is the 'message' the peer's expectations look at).
+
+        `redirect` = (URI, query parameters): the answer is a redirect there, and a script's
+        `merge`/`omit`/`json` shape its parameters as they shape a JSON body (an authorization
+        response with `error` and no `code`, another `iss`: RFC 6749 4.1.2.1, RFC 9207)."""
         body = await request.read()
         event = HttpExchange(method=request.method, url=str(request.url),
                              request_headers=list(request.headers.items()), request_body=body,
                              headers=list(request.headers.items()), body=body)
         script = self.peers.board.script_for("as", on)
         headers = dict(headers or {})
+        if redirect is not None:
+            params = redirect[1] if script is None else script.shape_json(redirect[1])
+            headers["Location"] = f"{redirect[0]}?{urlencode({k: v for k, v in params.items() if v is not None})}"
         if script is None:
             self.peers.board.record("as", on, event, str(status))
             return self._response(status, payload, headers, text, content_type)
@@ -139,7 +147,7 @@ class EmulatedAs:
         headers.update(script.headers)
         if script.body is not None:
             text, payload = script.body, None
-        elif payload is not None or script.json is not None:
+        elif redirect is None and (payload is not None or script.json is not None):
             payload = script.shape_json(payload)
         self._record(on, event, f"{status} (scripted)")
         return self._response(status, payload, headers, text, content_type)
@@ -207,8 +215,7 @@ class EmulatedAs:
             code = secrets.token_urlsafe(24)
             self.codes[code] = {"params": params, "web_id": user["web_id"], "at": time.time()}
             back = {"code": code, **back}
-        location = f"{params['redirect_uri']}?{urlencode({k: v for k, v in back.items() if v is not None})}"
-        return await self.answer(request, "authorize", 302, headers={"Location": location})
+        return await self.answer(request, "authorize", 302, redirect=(params["redirect_uri"], back))
 
     async def token(self, request):  # steps 9-10
         await request.read()

@@ -101,3 +101,35 @@ def test_a_late_answer_is_evidence_from_the_moment_the_request_arrived():
     assert early == ["answered 50 ms late (scripted)"] and sent_early == 0
     assert [r.answered for r in records] == early and errors == []
     assert sent and sent[0].startswith(b"SIP/2.0 503")
+
+
+def test_a_script_shapes_the_authorization_response_like_a_json_body():
+    """`merge`/`omit` on `authorize` change the redirect's parameters (an error without a code,
+    another iss: RFC 6749 4.1.2.1, RFC 9207); without a script the default response goes out."""
+    import asyncio
+    from urllib.parse import parse_qs, urlsplit
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from conformance.peers.oauth_as import EmulatedAs
+
+    emulated = object.__new__(EmulatedAs)  # only the answer logic: no keys, no sockets
+    emulated.peers = SimpleNamespace(board=Board())
+    back = {"code": "c0de", "state": "s1", "iss": "https://as.example"}
+
+    def location(scripts):
+        emulated.peers.board.begin([Script.from_spec(s) for s in scripts])
+        resp = asyncio.run(emulated.answer(make_mocked_request("POST", "/authorize"), "authorize", 302,
+                                           redirect=("https://app.example/cb", back)))
+        records, _ = emulated.peers.board.end()
+        assert resp.status == 302 and records[0].on == "authorize"
+        url = urlsplit(resp.headers["Location"])
+        assert f"{url.scheme}://{url.netloc}{url.path}" == "https://app.example/cb"
+        return {k: v[0] for k, v in parse_qs(url.query).items()}
+
+    assert location([]) == back
+    assert location([{"peer": "as", "on": "authorize", "answer": {"merge": {"error": "access_denied"},
+                                                                  "omit": ["code"]}}]) \
+        == {"error": "access_denied", "state": "s1", "iss": "https://as.example"}
+    assert location([{"peer": "as", "on": "authorize", "answer": {"merge": {"iss": "https://other.example"}}}])["iss"] \
+        == "https://other.example"
