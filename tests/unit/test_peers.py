@@ -133,3 +133,36 @@ def test_a_script_shapes_the_authorization_response_like_a_json_body():
         == {"error": "access_denied", "state": "s1", "iss": "https://as.example"}
     assert location([{"peer": "as", "on": "authorize", "answer": {"merge": {"iss": "https://other.example"}}}])["iss"] \
         == "https://other.example"
+
+
+def test_a_peer_taken_down_for_a_case_listens_again_afterwards(tmp_path):
+    """`down: true`: the peer stops listening while the case runs (connections refused) and starts
+    again when it ends, whatever the case did."""
+    from conformance.peers.base import PeerSet
+
+    class Server:
+        def __init__(self):
+            self.calls = []
+
+        async def start(self):
+            self.calls.append("start")
+
+        async def stop(self):
+            self.calls.append("stop")
+
+    board = Board()
+    board.begin([Script.from_spec({"peer": "as", "on": "introspect", "down": True}),
+                 Script.from_spec({"peer": "pcscf", "on": "REGISTER", "silent": True})])
+    assert board.down() == {"as"}
+    peers = PeerSet(SimpleNamespace(fixtures={}), tmp_path, [])
+    peers._thread.start()
+    try:
+        server = Server()
+        peers._by_node = {"as": server, "pcscf": Server()}
+        peers.pause(board.down())
+        assert server.calls == ["stop"] and peers._by_node["pcscf"].calls == []
+        peers.resume()
+        peers.resume()  # idempotent: nothing left to start
+        assert server.calls == ["stop", "start"]
+    finally:
+        peers.close()
