@@ -93,13 +93,13 @@ class PeerSet:
         """Stop listening as `nodes` for one test case (`down: true`: the SUT's connections are
         refused, as with a peer that is not running); resume() listens again."""
         for node in sorted(set(nodes) & set(self._by_node)):
-            asyncio.run_coroutine_threadsafe(self._by_node[node].stop(), self._loop).result(STOP_TIMEOUT_S)
+            asyncio.run_coroutine_threadsafe(self._by_node[node].pause(), self._loop).result(STOP_TIMEOUT_S)
             self._paused.add(node)
 
     def resume(self) -> None:
         while self._paused:
             node = self._paused.pop()
-            asyncio.run_coroutine_threadsafe(self._by_node[node].start(), self._loop).result(START_TIMEOUT_S)
+            asyncio.run_coroutine_threadsafe(self._by_node[node].resume(), self._loop).result(START_TIMEOUT_S)
 
     def close(self) -> None:
         global _active

@@ -44,6 +44,9 @@ class EmulatedCscf:
         for task in list(self._tasks):
             task.cancel()
 
+    # a test case's `down: true`: nothing listens on the CSCF's address while it runs
+    pause, resume = stop, start
+
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

@@ -69,6 +69,8 @@ class EmulatedAs:
         self.codes: dict[str, dict] = {}
         self.tokens: dict[str, dict] = {}  # token -> introspection body (without active)
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._tls = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -83,10 +85,21 @@ class EmulatedAs:
             web.post("/revoke", self.revoke),
             web.post("/admin/users", self.admin_users),
         ])
-        ctx, _ = pki.server_context(self.peers.profile, self.peers.workdir, self.node, self.peers.keylog)
+        self._tls, _ = pki.server_context(self.peers.profile, self.peers.workdir, self.node, self.peers.keylog)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.node["address"], int(self.node["port"]), ssl_context=ctx).start()
+        await self.resume()
+
+    async def pause(self) -> None:
+        """Stop listening (a test case's `down: true`); exchanges under way (a scripted silence)
+        go on, so this never waits for them as stop() would."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def resume(self) -> None:
+        self._site = web.TCPSite(self._runner, self.node["address"], int(self.node["port"]), ssl_context=self._tls)
+        await self._site.start()
 
     @web.middleware
     async def _harness_errors(self, request, handler):

@@ -144,11 +144,11 @@ def test_a_peer_taken_down_for_a_case_listens_again_afterwards(tmp_path):
         def __init__(self):
             self.calls = []
 
-        async def start(self):
-            self.calls.append("start")
+        async def resume(self):
+            self.calls.append("resume")
 
-        async def stop(self):
-            self.calls.append("stop")
+        async def pause(self):
+            self.calls.append("pause")
 
     board = Board()
     board.begin([Script.from_spec({"peer": "as", "on": "introspect", "down": True}),
@@ -160,9 +160,9 @@ def test_a_peer_taken_down_for_a_case_listens_again_afterwards(tmp_path):
         server = Server()
         peers._by_node = {"as": server, "pcscf": Server()}
         peers.pause(board.down())
-        assert server.calls == ["stop"] and peers._by_node["pcscf"].calls == []
+        assert server.calls == ["pause"] and peers._by_node["pcscf"].calls == []
         peers.resume()
         peers.resume()  # idempotent: nothing left to start
-        assert server.calls == ["stop", "start"]
+        assert server.calls == ["pause", "resume"]
     finally:
         peers.close()
