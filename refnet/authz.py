@@ -307,7 +307,8 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
             return request.client
 
     def check_permission(self, token, client, request):
-        return client.client_id == self.server.cfg.wsf_client_id
+        # fault as-introspect-any-client: every authenticated client may introspect every token
+        return client.client_id == self.server.cfg.wsf_client_id or self.server.faults.on("as-introspect-any-client")
 
     def introspect_token(self, token):
         # RFC 7662 2.2, plus the impi/impu extension members (BINDING step 16)
@@ -325,6 +326,12 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
 
 class Revocation(_TokenLookup, RevocationEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic"]
+
+    def authenticate_token(self, request, client):
+        if not self.server.faults.on("as-revoke-any-client"):
+            return super().authenticate_token(request, client)  # RFC 7009 2.1: the token's own client only
+        self.check_params(request, client)
+        return self.query_token(request.form["token"], request.form.get("token_type_hint"))
 
     def revoke_token(self, token, request):
         self.server.store.revoke_token(token.row["jti"])

@@ -128,7 +128,19 @@ class Pcscf:
             log.info("dropping a response whose top Via is not ours: %s", vias[0])
             return
         resp.headers.remove_first("Via")
+        if resp.status >= 300 and self.faults.on("pcscf-core-error-as-480"):
+            resp = _as_480(resp)
         await send_to_via(self.transport, resp, parse_via(vias[1]))
+
+
+def _as_480(resp: Response) -> Response:
+    """Fault pcscf-core-error-as-480: the core's error replaced by a 480 of the P-CSCF's own,
+    with only the dialog-identifying header fields of the original (its reason and the rest lost)."""
+    keep = [(n, v) for n, v in resp.headers.items() if n.lower() in ("via", "to", "from", "call-id", "cseq")]
+    out = Response(480, "Temporarily Unavailable")
+    for name, value in keep:
+        out.headers.add(name, value)
+    return out
 
 
 async def send_to_via(transport: SipTransport, resp: Response, via) -> None:

@@ -212,8 +212,10 @@ class ThirdParty:
             if expected is None or not hmac.compare_digest(state.encode(), expected.encode()):
                 return _page("Authorization failed", "<p>state mismatch (RFC 6749 10.12)</p>", 400)
         # RFC 9207 2.4: the AS advertises the iss parameter, so it must be present and be the issuer
-        if q.get("iss") != self.cfg.issuer:
+        if q.get("iss") != self.cfg.issuer and not self.faults.on("3rdwws-iss-unchecked"):
             return _page("Authorization failed", "<p>missing or wrong iss (RFC 9207 2.4)</p>", 400)
+        if "error" in q and self.faults.on("3rdwws-ignore-authz-error"):
+            raise web.HTTPSeeOther("/webrtc/app")  # fault: as if the user had consented
         if "error" in q:
             return _page("Authorization failed", f"<p>{html.escape(q.get('error', ''))}: "
                                                  f"{html.escape(q.get('error_description', ''))}</p>", 400)
@@ -225,8 +227,12 @@ class ThirdParty:
             status, body = await self.redeem(code, verifier)
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             log.warning("token request failed: %s", exc)
+            if self.faults.on("3rdwws-token-error-ignored"):
+                raise web.HTTPSeeOther("/webrtc/app") from None  # fault: opens without a token
             return _page("Token request failed", f"<p>{html.escape(str(exc))}</p>", 502)
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            if self.faults.on("3rdwws-token-error-ignored"):
+                raise web.HTTPSeeOther("/webrtc/app")  # fault: opens without a token
             return _page("Token request failed", f"<p>AS answered {status}: {html.escape(str(body))}</p>", 502)
         sess.token = body["access_token"]
         sess.wsf_url = body.get("wsf_url") if isinstance(body.get("wsf_url"), str) else self.cfg.wsf_url

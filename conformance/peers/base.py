@@ -60,6 +60,8 @@ class PeerSet:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="emulated-peers", daemon=True)
         self._servers: list = []
+        self._by_node: dict = {}  # node -> its server, to take one down for a test case
+        self._paused: set[str] = set()
 
     def start(self) -> PeerSet:
         self._thread.start()
@@ -85,6 +87,19 @@ class PeerSet:
                 server = EmulatedCscf(self, "scscf", nodes["scscf"], whole_core=True)
             await server.start()
             self._servers.append(server)
+            self._by_node[name] = server
+
+    def pause(self, nodes: set[str]) -> None:
+        """Stop listening as `nodes` for one test case (`down: true`: the SUT's connections are
+        refused, as with a peer that is not running); resume() listens again."""
+        for node in sorted(set(nodes) & set(self._by_node)):
+            asyncio.run_coroutine_threadsafe(self._by_node[node].pause(), self._loop).result(STOP_TIMEOUT_S)
+            self._paused.add(node)
+
+    def resume(self) -> None:
+        while self._paused:
+            node = self._paused.pop()
+            asyncio.run_coroutine_threadsafe(self._by_node[node].resume(), self._loop).result(START_TIMEOUT_S)
 
     def close(self) -> None:
         global _active

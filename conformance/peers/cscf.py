@@ -44,6 +44,9 @@ class EmulatedCscf:
         for task in list(self._tasks):
             task.cancel()
 
+    # a test case's `down: true`: nothing listens on the CSCF's address while it runs
+    pause, resume = stop, start
+
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -76,10 +79,13 @@ class EmulatedCscf:
         event = SipReceived(req, raw, transport, f"{peer[0]}:{peer[1]}")
         script = self.peers.board.script_for(self.role, req.method)
         if script is not None and script.delay_ms:
+            # recorded before the wait: the late answer may come after the test case has ended
+            self.peers.board.record(self.role, req.method, event, f"answered {script.delay_ms} ms late (scripted)")
             await asyncio.sleep(script.delay_ms / 1000.0)
+            event = None  # already recorded
         if script is not None and (script.silent or script.close or script.raw is not None):
             what = "no answer" if script.silent else "closed" if script.close else "raw bytes"
-            self.peers.board.record(self.role, req.method, event, f"{what} (scripted)")
+            self._record(req.method, event, f"{what} (scripted)")
             if script.raw is not None:
                 send(script.raw.encode())
             if script.close and transport == "tcp":
@@ -88,9 +94,12 @@ class EmulatedCscf:
         resp = self.default_answer(req)
         if script is not None:
             resp = self.scripted(req, resp, script)
-        self.peers.board.record(self.role, req.method, event,
-                                f"{resp.status}" + (" (scripted)" if script is not None else ""))
+        self._record(req.method, event, f"{resp.status}" + (" (scripted)" if script is not None else ""))
         send(resp.serialize())
+
+    def _record(self, method: str, event, answered: str) -> None:
+        if event is not None:  # None: recorded when the scripted delay began
+            self.peers.board.record(self.role, method, event, answered)
 
     def scripted(self, req: sip.Request, default: sip.Response, script) -> sip.Response:
         if script.status is None:

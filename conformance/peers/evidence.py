@@ -28,11 +28,15 @@ def scripts_of(tc) -> list[Script]:
 def begin(tc) -> None:
     peers = active()
     if peers is not None:
+        peers.resume()  # should an earlier case have ended without finish(), its peer is back first
         peers.board.begin(scripts_of(tc))
+        peers.pause(peers.board.down())
 
 
 def finish(tc, mctx, render: Callable, reporter, redact: Callable[[str], str]) -> list[Finding]:
     peers = active()
+    if peers is not None:
+        peers.resume()  # a peer the case took down listens again for the next one
     records, errors = peers.board.end() if peers is not None else ([], [])
     if records:
         reporter.attach_text("emulated peers: what they received", redact(show_records(records)))

@@ -69,6 +69,8 @@ class EmulatedAs:
         self.codes: dict[str, dict] = {}
         self.tokens: dict[str, dict] = {}  # token -> introspection body (without active)
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._tls = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -83,10 +85,21 @@ class EmulatedAs:
             web.post("/revoke", self.revoke),
             web.post("/admin/users", self.admin_users),
         ])
-        ctx, _ = pki.server_context(self.peers.profile, self.peers.workdir, self.node, self.peers.keylog)
+        self._tls, _ = pki.server_context(self.peers.profile, self.peers.workdir, self.node, self.peers.keylog)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.node["address"], int(self.node["port"]), ssl_context=ctx).start()
+        await self.resume()
+
+    async def pause(self) -> None:
+        """Stop listening (a test case's `down: true`); exchanges under way (a scripted silence)
+        go on, so this never waits for them as stop() would."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def resume(self) -> None:
+        self._site = web.TCPSite(self._runner, self.node["address"], int(self.node["port"]), ssl_context=self._tls)
+        await self._site.start()
 
     @web.middleware
     async def _harness_errors(self, request, handler):
@@ -106,26 +119,38 @@ class EmulatedAs:
     # -- the scripted answer ---------------------------------------------------------------------
     async def answer(self, request: web.Request, on: str, status: int, payload=None, *,
                      headers: dict | None = None, text: str | None = None,
-                     content_type: str = "application/json") -> web.StreamResponse:
+                     content_type: str = "application/json",
+                     redirect: tuple[str, dict] | None = None) -> web.StreamResponse:
         """Send the default answer, or what the test case scripted for this exchange; record the
-        request either way (the request is the 'message' the peer's expectations look at)."""
+        request either way (the request is the 'message' the peer's expectations look at).
+
+        `redirect` = (URI, query parameters): the answer is a redirect there, and a script's
+        `merge`/`omit`/`json` shape its parameters as they shape a JSON body (an authorization
+        response with `error` and no `code`, another `iss`: RFC 6749 4.1.2.1, RFC 9207)."""
         body = await request.read()
         event = HttpExchange(method=request.method, url=str(request.url),
                              request_headers=list(request.headers.items()), request_body=body,
                              headers=list(request.headers.items()), body=body)
         script = self.peers.board.script_for("as", on)
         headers = dict(headers or {})
+        if redirect is not None:
+            params = redirect[1] if script is None else script.shape_json(redirect[1])
+            headers["Location"] = f"{redirect[0]}?{urlencode({k: v for k, v in params.items() if v is not None})}"
         if script is None:
             self.peers.board.record("as", on, event, str(status))
             return self._response(status, payload, headers, text, content_type)
         if script.delay_ms:
+            # recorded before the wait: a late answer may come after the test case has ended, and
+            # what the peer received must be evidence all the same
+            self.peers.board.record("as", on, event, f"answered {script.delay_ms} ms late (scripted)")
             await asyncio.sleep(script.delay_ms / 1000.0)
+            event = None  # already recorded
         if script.silent:
-            self.peers.board.record("as", on, event, "no answer (scripted)")
+            self._record(on, event, "no answer (scripted)")
             await asyncio.sleep(SILENT_HOLD_S)
             raise web.HTTPServiceUnavailable()  # only after the hold: the client gave up long before
         if script.close or script.raw is not None:
-            self.peers.board.record("as", on, event, "closed (scripted)" if script.close else "raw bytes (scripted)")
+            self._record(on, event, "closed (scripted)" if script.close else "raw bytes (scripted)")
             if script.raw is not None and request.transport is not None:
                 request.transport.write(script.raw.encode())
             if request.transport is not None:
@@ -135,10 +160,14 @@ class EmulatedAs:
         headers.update(script.headers)
         if script.body is not None:
             text, payload = script.body, None
-        elif payload is not None or script.json is not None:
+        elif redirect is None and (payload is not None or script.json is not None):
             payload = script.shape_json(payload)
-        self.peers.board.record("as", on, event, f"{status} (scripted)")
+        self._record(on, event, f"{status} (scripted)")
         return self._response(status, payload, headers, text, content_type)
+
+    def _record(self, on: str, event, answered: str) -> None:
+        if event is not None:  # None: recorded when the scripted delay began
+            self.peers.board.record("as", on, event, answered)
 
     @staticmethod
     def _response(status, payload, headers, text, content_type) -> web.Response:
@@ -199,8 +228,7 @@ class EmulatedAs:
             code = secrets.token_urlsafe(24)
             self.codes[code] = {"params": params, "web_id": user["web_id"], "at": time.time()}
             back = {"code": code, **back}
-        location = f"{params['redirect_uri']}?{urlencode({k: v for k, v in back.items() if v is not None})}"
-        return await self.answer(request, "authorize", 302, headers={"Location": location})
+        return await self.answer(request, "authorize", 302, redirect=(params["redirect_uri"], back))
 
     async def token(self, request):  # steps 9-10
         await request.read()

@@ -29,6 +29,7 @@ class Script:
     delay_ms: int = 0  # answer late
     silent: bool = False  # never answer
     close: bool = False  # close the connection instead of answering
+    down: bool = False  # the peer does not listen while the case runs: connections are refused
     times: int | None = None  # applies to this many exchanges (default: all of the test case)
     line: int | None = None
 
@@ -40,6 +41,7 @@ class Script:
                    json=answer.get("json"), merge=answer.get("merge"), omit=list(answer.get("omit") or []),
                    body=answer.get("body"), raw=answer.get("raw"), delay_ms=int(spec.get("delay_ms", 0)),
                    silent=bool(spec.get("silent", False)), close=bool(spec.get("close", False)),
+                   down=bool(spec.get("down", False)),
                    times=spec.get("times"), line=getattr(spec, "line", None))
 
     def shape_json(self, default: Any) -> Any:
@@ -86,6 +88,11 @@ class Board:
         with self._lock:
             if len(self.errors) < MAX_RECORDS:
                 self.errors.append(text)
+
+    def down(self) -> set[str]:
+        """The peers the running test case wants unreachable (not listening) throughout."""
+        with self._lock:
+            return {s.peer for s in self._scripts if s.down}
 
     def script_for(self, peer: str, on: str) -> Script | None:
         with self._lock:

@@ -76,3 +76,93 @@ def test_emulated_core_challenges_without_auth_done_and_refuses_an_unknown_impi(
     unknown = _core().default_answer(_register(
         'Authorization: Digest username="eve@ims.example.net", integrity-protected="auth-done"\r\n'))
     assert unknown.status == 403
+
+
+def test_a_late_answer_is_evidence_from_the_moment_the_request_arrived():
+    """A scripted delay may outlast the test case: the request is recorded before the wait, once."""
+    import asyncio
+
+    core = _core()
+    core.peers.board = Board()
+    core.peers.board.begin([Script.from_spec({"peer": "pcscf", "on": "REGISTER", "delay_ms": 50,
+                                              "answer": {"status": 503}})])
+    sent: list[bytes] = []
+
+    async def scenario():
+        task = asyncio.ensure_future(core.on_request(_register(""), b"raw", "udp", ("127.0.0.13", 5060),
+                                                     sent.append, lambda: None))
+        await asyncio.sleep(0.01)
+        early = [r.answered for r in core.peers.board.records], len(sent)
+        await task
+        return early
+
+    early, sent_early = asyncio.run(scenario())
+    records, errors = core.peers.board.end()
+    assert early == ["answered 50 ms late (scripted)"] and sent_early == 0
+    assert [r.answered for r in records] == early and errors == []
+    assert sent and sent[0].startswith(b"SIP/2.0 503")
+
+
+def test_a_script_shapes_the_authorization_response_like_a_json_body():
+    """`merge`/`omit` on `authorize` change the redirect's parameters (an error without a code,
+    another iss: RFC 6749 4.1.2.1, RFC 9207); without a script the default response goes out."""
+    import asyncio
+    from urllib.parse import parse_qs, urlsplit
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from conformance.peers.oauth_as import EmulatedAs
+
+    emulated = object.__new__(EmulatedAs)  # only the answer logic: no keys, no sockets
+    emulated.peers = SimpleNamespace(board=Board())
+    back = {"code": "c0de", "state": "s1", "iss": "https://as.example"}
+
+    def location(scripts):
+        emulated.peers.board.begin([Script.from_spec(s) for s in scripts])
+        resp = asyncio.run(emulated.answer(make_mocked_request("POST", "/authorize"), "authorize", 302,
+                                           redirect=("https://app.example/cb", back)))
+        records, _ = emulated.peers.board.end()
+        assert resp.status == 302 and records[0].on == "authorize"
+        url = urlsplit(resp.headers["Location"])
+        assert f"{url.scheme}://{url.netloc}{url.path}" == "https://app.example/cb"
+        return {k: v[0] for k, v in parse_qs(url.query).items()}
+
+    assert location([]) == back
+    assert location([{"peer": "as", "on": "authorize", "answer": {"merge": {"error": "access_denied"},
+                                                                  "omit": ["code"]}}]) \
+        == {"error": "access_denied", "state": "s1", "iss": "https://as.example"}
+    assert location([{"peer": "as", "on": "authorize", "answer": {"merge": {"iss": "https://other.example"}}}])["iss"] \
+        == "https://other.example"
+
+
+def test_a_peer_taken_down_for_a_case_listens_again_afterwards(tmp_path):
+    """`down: true`: the peer stops listening while the case runs (connections refused) and starts
+    again when it ends, whatever the case did."""
+    from conformance.peers.base import PeerSet
+
+    class Server:
+        def __init__(self):
+            self.calls = []
+
+        async def resume(self):
+            self.calls.append("resume")
+
+        async def pause(self):
+            self.calls.append("pause")
+
+    board = Board()
+    board.begin([Script.from_spec({"peer": "as", "on": "introspect", "down": True}),
+                 Script.from_spec({"peer": "pcscf", "on": "REGISTER", "silent": True})])
+    assert board.down() == {"as"}
+    peers = PeerSet(SimpleNamespace(fixtures={}), tmp_path, [])
+    peers._thread.start()
+    try:
+        server = Server()
+        peers._by_node = {"as": server, "pcscf": Server()}
+        peers.pause(board.down())
+        assert server.calls == ["pause"] and peers._by_node["pcscf"].calls == []
+        peers.resume()
+        peers.resume()  # idempotent: nothing left to start
+        assert server.calls == ["pause", "resume"]
+    finally:
+        peers.close()
