@@ -366,6 +366,10 @@ def serialize(msg: Message, *, content_length: bool = True) -> bytes:
 # Parse
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_DIGITS = re.compile(r"[0-9]+")
+_RESPONSE_LINE = re.compile(r"(\S+)[ \t]+([0-9]+)(?:[ \t](.*))?", re.DOTALL)
+_WS_SPLIT = re.compile(r"[ \t]+")
+_WS_CR = " \t\r"  # a stray CR before a line's LF is line-end noise, not part of a value
 
 
 def _header_end(data: bytes, start: int) -> tuple[int, int] | None:
@@ -377,10 +381,6 @@ def _header_end(data: bytes, start: int) -> tuple[int, int] | None:
         return p, p + 4
     m = _HEADER_END.search(data, start)
     return (m.start(), m.end()) if m else None
-_DIGITS = re.compile(r"[0-9]+")
-_RESPONSE_LINE = re.compile(r"(\S+)[ \t]+([0-9]+)(?:[ \t](.*))?", re.DOTALL)
-_WS_SPLIT = re.compile(r"[ \t]+")
-_WS_CR = " \t\r"  # a stray CR before a line's LF is line-end noise, not part of a value
 
 
 @dataclass
