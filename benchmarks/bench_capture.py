@@ -237,7 +237,7 @@ def main() -> int:
                                             "undecryptable": stats["libpcap"]["undecryptable"],
                                             "tls_connections": stats["libpcap"]["tls_connections"]}
         report["ours_python_reader"] = {**rate["python"], "sip_messages": stats["python"]["sip_messages"]}
-        if have_tshark:
+        if have_tshark and rounds["tshark"]:  # --tshark-runs 0: ours only
             report["tshark"] = {**rate["tshark"], "sip_messages": tshark_sip}
             report["ratio_vs_tshark_wall"] = round(ours / rate["tshark"]["packets_per_s"], 1)
         report["ratio_libpcap_vs_python_reader_wall"] = round(ours / rate["python"]["packets_per_s"], 2)

@@ -110,10 +110,11 @@ def _read_all(lib, handle, linktype: int) -> list[tuple[float, int, bytes, int]]
     hdr = ctypes.POINTER(_PktHdr)()
     data = ctypes.POINTER(ctypes.c_ubyte)()
     next_ex, string_at = lib.pcap_next_ex, ctypes.string_at
+    hdr_ref, data_ref = ctypes.byref(hdr), ctypes.byref(data)  # made once, not per packet
     out = []
     append = out.append
     while True:
-        rc = next_ex(handle, ctypes.byref(hdr), ctypes.byref(data))
+        rc = next_ex(handle, hdr_ref, data_ref)
         if rc == 1:
             h = hdr.contents
             append((h.ts.tv_sec + h.ts.tv_usec * 1e-9, linktype, string_at(data, h.caplen), 0))

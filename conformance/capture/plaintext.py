@@ -14,6 +14,7 @@ records or TCP segments is still found. IPv6 legs are left out (counted in the f
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class PlaintextRecorder:
         self.events.append(("udp", (src, dst), ts, bytes(data)))
 
 
+@functools.lru_cache(maxsize=1024)  # asked for both ends of every chunk; a capture has few addresses
 def _ipv4(addr: str) -> bool:
     try:
         return ipaddress.ip_address(addr).version == 4

@@ -43,7 +43,9 @@ def bpf_filter(pixit: dict, iface: str, extra: str | None = None) -> str:
     dst = " or ".join(f"dst host {a}" for a in nodes.addresses)
     # IPv4 fragments after the first carry no ports: keep them between known hosts.
     frag = "(ip[6:2] & 0x1fff != 0)"
-    flt = f"(({eps}) or {frag}) and ({src}) and ({dst})"
+    # The address tests first: most foreign packets fail them at once, before the longer list
+    # of endpoint tests runs (about 20 % of libpcap's time on a mostly foreign capture).
+    flt = f"({src}) and ({dst}) and (({eps}) or {frag})"
     if extra:  # the capture barrier's marker (capture.barrier)
         flt = f"({flt}) or {extra}"
     return f"inbound and {flt}" if iface == "lo" else flt
@@ -229,6 +231,14 @@ class CaptureSession:
         self.sniffers = []
         if self.barrier is not None:
             self.barrier.close()
+
+    def halt(self) -> None:
+        """Stop capturing, nothing more. The harness's session-wide sniffer ends this way: every
+        test case already had its window dissected by the streaming analysis and its outputs
+        written, and `stop` would dissect and redact the whole session again for a file nobody
+        reads (measured: a minute of a 201-case catalog run on the busy 2-core box)."""
+        self.t_end = time.time()
+        self._stop_all()
 
     def stop(self, pcapng_name: str = "capture.pcapng") -> CaptureResult:
         if self.sniffers:

@@ -94,7 +94,7 @@ class CaptureFactory:
 
     def close(self) -> None:
         if self.session is not None:
-            self.session.stop()
+            self.session.halt()  # the windows are analysed and written already
             self.session = None
 
     def _settle_quiet(self, settle_ms: int) -> None:

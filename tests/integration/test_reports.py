@@ -126,10 +126,12 @@ def test_no_secret_in_any_output_of_a_run(refnet_factory, tmp_path):
     assert not leaks, leaks[:20]
     # the provisioned passwords were redacted where they appeared, not merely absent
     assert any(b"<redacted:user.password>" in data for _, data in blobs)
-    # the secrets did cross the captured legs, and the report's pcapng shows where, redacted
+    # the secrets did cross the captured legs, and the test cases' pcapngs show where, redacted
+    # (the provisioning token crosses before a case's capture window opens: it was only in the
+    # session-wide capture, which is no longer written; that it leaks nowhere is checked above)
     pcaps = b"".join(data for where, data in blobs if where.endswith(".pcapng"))
     for name in ("pixit.oauth.client_secret", "pixit.oauth.introspection_client_secret",
-                 "pixit.users.provisioning.token", "user.password", "user.tp_password"):
+                 "user.password", "user.tp_password"):
         assert f"<redacted:{name}>".encode() in pcaps, name
     # the reference network's state file with the secrets is its owner's only
     assert (Path(net.cfg.state_dir) / "network.json").stat().st_mode & 0o077 == 0

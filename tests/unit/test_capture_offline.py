@@ -466,3 +466,18 @@ def test_dissector_never_raises_on_arbitrary_bytes(chunks, port):
     r = analyze_records(cap.frames_records(), PIXIT, [])
     for item in r.timeline.items:
         assert item.summary()
+
+
+def test_hkdf_expand_matches_cryptography():
+    """The key schedule's one-shot HMAC HKDF-Expand (RFC 5869 2.3) gives the library's output."""
+    import os
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+    from conformance.capture.tls import hkdf_expand
+
+    for name, algo in (("sha256", hashes.SHA256), ("sha384", hashes.SHA384)):
+        for length in (12, 16, 32, 48, 100):
+            prk, info = os.urandom(48), os.urandom(20)
+            assert hkdf_expand(prk, info, length, name) == HKDFExpand(algo(), length, info).derive(prk)

@@ -176,3 +176,29 @@ def test_capture_that_never_ran_returns_at_once_with_its_reason(tmp_path):
     result = f.window(tc, {"t0": 999.0, "keylogs": [], "opened_from": 0}, {"expect": EXPECT}, set())
     assert clock.waited == 0.0 and result.error == "no privilege to capture on lo"
     assert all(x.verdict == Verdict.INCONCLUSIVE for x in evaluate_capture({"expect": EXPECT}, result, CTX, PIXIT))
+
+
+def test_closing_the_session_stops_the_sniffers_without_analysing_it_again(tmp_path):
+    """Every window was dissected and written already: closing the session-wide capture stops its
+    sniffers and writes no session-wide file (it used to dissect and redact the whole session)."""
+    stopped = []
+
+    class Sniffer:
+        error = None
+
+        def __init__(self, iface, bpf, on_packet):
+            self.on_packet = on_packet
+
+        def start(self):
+            self.on_packet(1.0, 1, b"\x00" * 60)  # one captured frame: `stop` would analyse it
+
+        def stop(self):
+            stopped.append(True)
+
+    profile = SimpleNamespace(pixit=PIXIT, base_dir=str(ROOT), redactor=None)
+    f = CaptureFactory(profile, tmp_path, sniffer_factory=Sniffer)
+    f.ensure_started(tmp_path / "harness.keylog")
+    assert f.session.records, "the fake sniffer delivered its frame"
+    f.close()
+    assert stopped == [True] and f.session is None
+    assert list((tmp_path / "captures").iterdir()) == []

@@ -55,3 +55,28 @@ def test_added_at_run_time_and_empty():
     r.add("flag", True)
     assert r.names == ["fresh.password"]
     assert r.text("pw Zx9-generated") == "pw <redacted:fresh.password>"
+
+
+def test_indexed_replacement_matches_the_longest_first_alternation():
+    """The prefix-indexed replacement gives, on str and on bytes, exactly what one regex
+    alternation of every form (longest first) gives: overlapping secrets, a secret inside
+    another, non-ASCII secrets, secrets next to each other."""
+    import random
+    import re
+
+    rng = random.Random(15)
+    values = ["s3cr3t-pass", "pass-word", "word", "abcdabcd", "bcda", "pässwörd€x", "a/b+c=d&e"]
+    values += ["".join(rng.choice("abcd/+=%") for _ in range(rng.randint(4, 10))) for _ in range(30)]
+    r = Redactor({f"name{i}": v for i, v in enumerate(values)})
+    by_form = r._compile()[0]
+    ordered = sorted(by_form, key=len, reverse=True)
+    rx = re.compile("|".join(re.escape(f) for f in ordered))
+    rxb = re.compile(b"|".join(re.escape(f.encode()) for f in ordered))
+    pieces = list(by_form) + ["x", "ab", "cd", " ", "%2F", "ä", "\n"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces)[: rng.randint(1, 12)] for _ in range(rng.randint(0, 12)))
+        want = rx.sub(lambda m: f"<redacted:{by_form[m.group(0)]}>", text)
+        assert r.text(text) == want, text
+        raw = text.encode()
+        want_b = rxb.sub(lambda m: f"<redacted:{by_form[m.group(0).decode()]}>".encode(), raw)
+        assert r.bytes(raw) == want_b, raw

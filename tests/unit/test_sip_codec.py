@@ -495,3 +495,18 @@ def test_cseq_and_generic_params():
     params = parse_generic_params(';lr;Transport=TCP; q = 0.5 ;x="a;b"')
     assert list(params.items()) == [("lr", None), ("Transport", "TCP"), ("q", "0.5"), ("x", '"a;b"')]
     assert params["transport"] == "TCP"
+
+
+def test_header_end_fast_path_finds_what_the_regex_finds():
+    """The bytes.find fast path for the end of the header section returns the regex's first match
+    for every string of up to 8 octets over the alphabet that matters (CR, LF, other)."""
+    import itertools
+
+    from conformance.codec.sip import _HEADER_END, _header_end
+
+    for n in range(9):
+        for octets in itertools.product((b"a", b"\r", b"\n"), repeat=n):
+            data = b"".join(octets)
+            for start in (0, 1):
+                m = _HEADER_END.search(data, start)
+                assert _header_end(data, start) == ((m.start(), m.end()) if m else None), (data, start)
