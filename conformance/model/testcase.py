@@ -40,7 +40,7 @@ ACTIONS = ("http", "oauth", "ws_connect", "ws_send", "ws_close", "sip_send", "si
            "wait", "sip_serve", "reginfo", "use")
 SUBJECTS = ("status", "header", "json", "jwt", "body", "html_form", "cookie", "method", "request_uri",
             "ws_closed", "subprotocol", "nothing", "reason")
-PLAYED_NODES = ("as", "pcscf", "scscf")  # nodes the harness can play (conformance/peers)
+PLAYED_NODES = ("as", "pcscf", "scscf", "wsf", "3rdwws")  # nodes the harness can play (conformance/peers)
 QUALIFIERS = ("index", "param", "uri_param", "query", "fragment", "claim", "jwt_header", "signature", "field",
               "attribute")
 OPERATORS = ("equals", "not_equals", "regex", "contains", "not_contains", "absent", "present", "one_of",
