@@ -247,6 +247,10 @@ class TestCase:
         if self.sut == "flow" and absent:
             return f"the end-to-end flow needs every node; the profile does not supply {', '.join(absent)}"
         played = {n for n in absent if n in PLAYED_NODES}
+        if "lifecycle" in self.tags and played:
+            return (f"the registration lifecycle after step 22 (reg event, expiry, re-registration, "
+                    f"network-initiated de-registration) needs the real {', '.join(sorted(played))}: "
+                    "the emulated peers do not play it (docs/peers.md)")
         needed = sorted(self.scripted_peers() - played)
         if needed:
             return (f"the case scripts the emulated {', '.join(needed)}; the profile supplies it, "
