@@ -44,10 +44,7 @@ def test_the_wsf_has_error_path_cases_for_emulated_peers():
     assert len({tc.id for tc in _own("wsf") if tc.scripted_peers()}) >= 14
 
 
-# the WSF's cases that need a second OAuth client of the AS (`needs:` a short-lived or a
-# foreign-audience client), which the emulated AS does not register, are left out
 @pytest.mark.parametrize("node", ["wsf", "as", "pcscf", "scscf", "3rdwws"])
 def test_node_alone_gives_the_verdicts_of_the_full_network(node):
-    cases = [tc for tc in _own(node) if not (node == "wsf" and tc.needs)]
-    differ = _compare(node, cases)
+    differ = _compare(node, _own(node))
     assert not differ, differ
