@@ -89,8 +89,10 @@ class EmulatedThirdParty:
                         web.get("/oauth/callback", self.callback), web.get("/webrtc/app", self.webrtc_app),
                         web.get("/webrtc/session", self.webrtc_session), web.get("/sip", self.sip_websocket)])
         ctx, _ = pki.server_context(self.peers.profile, self.peers.workdir, self.node, self.peers.keylog)
+        # its calls leave from the 3rdWWS's address, so a capture attributes steps 9 and 13 to it
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=pki.client_context(self.peers.profile, self.peers.workdir)),
+            connector=aiohttp.TCPConnector(ssl=pki.client_context(self.peers.profile, self.peers.workdir),
+                                           local_addr=(self.node["address"], 0)),
             timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -36,7 +36,9 @@ class TokenChecker:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             ctx = pki.client_context(self.peers.profile, self.peers.workdir)
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx),
+            # from the WSF's address, so a capture attributes steps 15 and 16 to it
+            local = (self.peers.profile.pixit["nodes"]["wsf"]["address"], 0)
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, local_addr=local),
                                                   timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S))
         return self._session
 
