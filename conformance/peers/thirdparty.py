@@ -124,7 +124,7 @@ class EmulatedThirdParty:
             return _page("Sign-in failed", "<p>Unknown username or wrong password.</p>" + LOGIN_FORM, 403)
         sid = secrets.token_urlsafe(32)
         self.sessions[sid] = Session(str(form["username"]), user["web_id"])
-        resp = web.HTTPSeeOther("/webrtc")
+        resp = web.Response(status=303, headers={"Location": "/webrtc"})
         resp.set_cookie(COOKIE, sid, httponly=True, secure=True, samesite="Lax", path="/")
         return resp
 
