@@ -99,3 +99,15 @@ def test_the_emulated_pcscf_forwards_to_a_supplied_scscf_and_relays_the_answer()
     assert len(forwarded.headers.get_all("Via")) == 2
     assert answer.status == 200
     assert answer.headers.get_all("Via") == ["SIP/2.0/UDP 127.0.0.13:5060;branch=z9hG4bKw1"]
+
+
+def test_every_node_has_a_profile_that_supplies_it_alone():
+    """profiles/<node>-only.yaml: loads, supplies exactly its node, and the emulated peers'
+    certificates come from the CA of that node's reference network state directory."""
+    for node in ("3rdwws", "as", "wsf", "pcscf", "scscf"):
+        profile = load_profile(ROOT / "profiles" / f"{node}-only.yaml")
+        supplied = {n for n, spec in profile.pixit["nodes"].items() if spec.get("supplied", True)}
+        assert supplied == {node}, (node, supplied)
+        state = profile.reference_network["state_dir"]
+        assert profile.raw["peers"]["tls"]["ca_cert"] == f"{state}/pki/ca.pem"
+        assert profile.pixit["tls"]["ca_bundle"] == f"{state}/pki/ca.pem"
