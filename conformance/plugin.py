@@ -365,10 +365,13 @@ def pytest_sessionstart(session):
                 config._ims_refnet = reference.ensure_up(profile)  # else each worker starts its own
     except reference.NetworkMismatch as exc:
         raise pytest.UsageError(str(exc)) from None
-    if not hasattr(config, "workerinput"):
+    # the nodes the vendor does not supply, played by the harness (docs/peers.md), in the process
+    # that runs the test cases (a case scripts them and reads what they received): each xdist
+    # worker with a network of its own plays them at its own addresses; otherwise the controller
+    if getattr(config, "_ims_own_network", False) or not hasattr(config, "workerinput") and not (
+            worker_network.runs_in_parallel(config) and worker_network.applies(profile)):
         from conformance.peers import start_for_profile
 
-        # the nodes the vendor does not supply, played by the harness (docs/peers.md)
         config._ims_peers = start_for_profile(profile, Path(config.getoption("--ims-workdir")))
     from conformance.model.profile_files import check_files
 

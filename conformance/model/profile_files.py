@@ -18,6 +18,9 @@ def _mark(node, key) -> tuple[int, int]:
     return node.mark_of(key) if isinstance(node, MarkedDict | MarkedList) else (1, 1)
 
 
+PEERS_KEYLOG = "peers.keylog"  # conformance/peers/base.py writes the emulated peers' TLS keys there
+
+
 def _launched_state_dir(profile) -> Path | None:
     ref = profile.reference_network or {}
     if not ref.get("launch"):
@@ -47,8 +50,11 @@ def check_files(profile, *, network_started: bool = False) -> list[Problem]:
         check(tls, "ca_bundle", tls["ca_bundle"], "tls.ca_bundle")
     capture_on = bool((pixit.get("capture") or {}).get("enabled", False))
     keylogs = pixit.get("sut_keylogs") or []
+    played = any(isinstance(n, dict) and n.get("supplied") is False for n in (pixit.get("nodes") or {}).values())
     if capture_on and isinstance(keylogs, list):
         for i, path in enumerate(keylogs):
+            if played and isinstance(path, str) and Path(path).name == PEERS_KEYLOG:
+                continue  # the emulated peers create it in the harness's work directory when they start
             if isinstance(path, str):
                 # the SUT may write it only once TLS traffic starts: its directory must be there
                 check(keylogs, i, path, f"sut_keylogs[{i}] (capture is enabled and decrypts with it)",

@@ -46,7 +46,7 @@ ACTIONS = vocabulary_actions.ACTIONS.names()
 SUBJECTS = vocabulary_subjects.SUBJECTS.names()
 QUALIFIERS = vocabulary_subjects.QUALIFIERS.names()
 OPERATORS = vocabulary_operators.OPERATORS.names()
-PLAYED_NODES = ("as", "pcscf", "scscf")  # nodes the harness can play (conformance/peers)
+PLAYED_NODES = ("as", "pcscf", "scscf", "wsf", "3rdwws")  # nodes the harness can play (conformance/peers)
 # Names an action saves without a `save:` block (visible to ${saved.*} afterwards).
 OAUTH_SAVES = {"pkce": ("code_verifier", "code_challenge", "code_challenge_method"), "state": ("state",),
                "nonce": ("nonce",)}
@@ -221,6 +221,10 @@ class TestCase:
         if self.sut == "flow" and absent:
             return f"the end-to-end flow needs every node; the profile does not supply {', '.join(absent)}"
         played = {n for n in absent if n in PLAYED_NODES}
+        if "lifecycle" in self.tags and played:
+            return (f"the registration lifecycle after step 22 (reg event, expiry, re-registration, "
+                    f"network-initiated de-registration) needs the real {', '.join(sorted(played))}: "
+                    "the emulated peers do not play it (docs/peers.md)")
         needed = sorted(self.scripted_peers() - played)
         if needed:
             return (f"the case scripts the emulated {', '.join(needed)}; the profile supplies it, "

@@ -76,11 +76,17 @@ class PeerSet:
     async def _start(self) -> None:
         from conformance.peers.cscf import EmulatedCscf
         from conformance.peers.oauth_as import EmulatedAs
+        from conformance.peers.thirdparty import EmulatedThirdParty
+        from conformance.peers.wsf import EmulatedWsf
 
         nodes = self.profile.pixit["nodes"]
         for name in self.nodes:
             if name == "as":
                 server = EmulatedAs(self, nodes["as"])
+            elif name == "wsf":
+                server = EmulatedWsf(self, nodes["wsf"])
+            elif name == "3rdwws":
+                server = EmulatedThirdParty(self, nodes["3rdwws"])
             elif name == "pcscf":  # plays the whole core when the S-CSCF is not supplied either
                 server = EmulatedCscf(self, "pcscf", nodes["pcscf"], whole_core="scscf" in self.nodes)
             else:

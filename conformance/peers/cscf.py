@@ -1,5 +1,10 @@
 """The P-CSCF / S-CSCF as the harness plays them: SIP over UDP and TCP (BINDING.md steps 17-20).
 
+With the S-CSCF supplied, the emulated P-CSCF is a proxy (BINDING.md "P-CSCF"): it adds its Via,
+its Path on top, `Require: path`, P-Visited-Network-ID and P-Charging-Vector, forwards the REGISTER
+to the S-CSCF from its own address (the one the S-CSCF trusts) over `core.transport`, and relays
+the final answer back with its Via removed; no answer within Timer F is a 408 (RFC 3261 16.7).
+
 With neither CSCF supplied, the emulated P-CSCF answers for the whole core (what the WSF sees at
 step 20 is what P-CSCF and S-CSCF together send back): a REGISTER carrying the trusted-node
 credentials (`integrity-protected="auth-done"`, TS 24.229 5.4.1.2.2) of a known IMPI is
@@ -12,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from contextlib import suppress
 
 from conformance.codec import sip
 from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_name_addr
 from conformance.events import SipReceived
 
 MAX_EXPIRES = 600000
+TIMER_F_S = 32.0  # RFC 3261 17.1.2.2: 64*T1, the longest the P-CSCF waits for the S-CSCF
 
 
 class EmulatedCscf:
@@ -30,6 +37,9 @@ class EmulatedCscf:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._pending: dict[str, asyncio.Future] = {}  # branch -> the S-CSCF's final answer (proxy)
+        self.transport = str((getattr(peers.profile, "pics", None) or {}).get("core.transport", "udp"))
+        self.scscf = (peers.profile.pixit.get("nodes") or {}).get("scscf")
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -91,6 +101,10 @@ class EmulatedCscf:
             if script.close and transport == "tcp":
                 close()
             return
+        if self.role == "pcscf" and not self.whole_core and req.method == "REGISTER" and script is None:
+            self.peers.board.record(self.role, req.method, event, "forwarded to the S-CSCF")
+            send((await self.proxy(req)).serialize())
+            return
         resp = self.default_answer(req)
         if script is not None:
             resp = self.scripted(req, resp, script)
@@ -100,6 +114,56 @@ class EmulatedCscf:
     def _record(self, method: str, event, answered: str) -> None:
         if event is not None:  # None: recorded when the scripted delay began
             self.peers.board.record(self.role, method, event, answered)
+
+    # -- the P-CSCF as a proxy to a supplied S-CSCF -------------------------------------------------
+    async def proxy(self, req: sip.Request) -> sip.Response:
+        out = req.copy()
+        branch = sip.new_branch()
+        out.headers.prepend("Via", f"SIP/2.0/{self.transport.upper()} {self.host}:{self.port};branch={branch};rport")
+        try:
+            hops = int(out.headers.get("Max-Forwards") or "70")
+        except ValueError:
+            hops = 70
+        out.headers.set("Max-Forwards", str(hops - 1))
+        out.headers.prepend("Path", f"<sip:term@{self.domain_name};lr>")  # RFC 3327 4.1: on top
+        if "path" not in (out.headers.get("Require") or "").lower():
+            out.headers.add("Require", "path")
+        visited = self.peers.profile.pixit.get("visited_network_id", "visited.example.net")
+        out.headers.set("P-Visited-Network-ID", f'"{visited}"')  # RFC 7315 4.3
+        out.headers.set("P-Charging-Vector", f"icid-value={secrets.token_hex(12)}")  # RFC 7315 4.6
+        try:
+            answer = await asyncio.wait_for(self._to_scscf(out, branch), TIMER_F_S)
+        except (TimeoutError, OSError):
+            return sip.make_response(req, 408, to_tag=sip.new_tag())
+        finally:
+            self._pending.pop(branch, None)
+        answer.headers.remove_first("Via")
+        return answer
+
+    async def _to_scscf(self, req: sip.Request, branch: str) -> sip.Response:
+        addr = (self.scscf["address"], int(self.scscf["port"]))
+        if self.transport == "tcp":  # from the P-CSCF's own address: the one the S-CSCF trusts
+            reader, writer = await asyncio.open_connection(*addr, local_addr=(self.host, 0))
+            try:
+                writer.write(req.serialize())
+                parser = sip.StreamParser()
+                while data := await reader.read(65536):
+                    for msg in parser.feed(data):
+                        if isinstance(msg, sip.Response) and msg.branch == branch and msg.status >= 200:
+                            return msg
+                raise ConnectionError("the S-CSCF closed the connection")
+            finally:
+                writer.close()
+        answered = asyncio.get_running_loop().create_future()
+        self._pending[branch] = answered
+        self._udp.sendto(req.serialize(), addr)  # from the P-CSCF's own socket
+        return await answered
+
+    def on_response(self, resp: sip.Response) -> None:
+        future = self._pending.get(resp.branch or "")
+        if future is not None and resp.status >= 200 and not future.done():
+            with suppress(asyncio.InvalidStateError):
+                future.set_result(resp)
 
     def scripted(self, req: sip.Request, default: sip.Response, script) -> sip.Response:
         if script.status is None:
@@ -152,7 +216,9 @@ class _Udp(asyncio.DatagramProtocol):
             msg = sip.parse(data)
         except sip.SipParseError:
             return  # RFC 3261 18.3: a datagram that does not parse is discarded
-        if isinstance(msg, sip.Request):
+        if isinstance(msg, sip.Response):
+            self.cscf.on_response(msg)
+        elif isinstance(msg, sip.Request):
             self.cscf.spawn(self.cscf.on_request(msg, data, "udp", addr,
                                                  lambda out: self.transport.sendto(out, addr), lambda: None))
 

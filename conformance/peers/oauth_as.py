@@ -28,6 +28,7 @@ from conformance.peers import pki
 SILENT_HOLD_S = 60.0  # "never answer": held this long at most (every wait is bounded)
 CODE_LIFETIME_S = 60
 TOKEN_LIFETIME_S = 300
+SHORT_LIVED_S = 2  # pixit.oauth.short_lived_client: a genuinely expired token within seconds
 
 LOGIN_PAGE = """<!doctype html><html><head><title>Operator sign-in</title></head><body>
 <h1>Sign in to use WebRTC with {client_id}</h1>{error}
@@ -71,6 +72,11 @@ class EmulatedAs:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._tls = None
+        self.clients = _clients(self.oauth)
+
+    def _client_ok(self, creds: tuple[str, str] | None) -> bool:
+        client = self.clients.get(creds[0]) if creds else None
+        return client is not None and _same(creds[1], client["secret"])
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -203,7 +209,7 @@ class EmulatedAs:
 
     async def authorize_form(self, request):  # steps 4-5
         q = request.query
-        if q.get("client_id") != self.oauth.get("client_id") or q.get("redirect_uri") != self.oauth.get("redirect_uri"):
+        if q.get("client_id") not in self.clients or q.get("redirect_uri") != self.oauth.get("redirect_uri"):
             return await self._page(request, 400, "unknown client or redirect URI (RFC 6749 4.1.2.1)")
         if q.get("response_type") != "code" or q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
             return await self._page(request, 400, "invalid_request: code with PKCE S256 required")
@@ -235,27 +241,29 @@ class EmulatedAs:
         form = await request.post()
         creds = _basic(request)
         no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-        if creds is None or creds[0] != self.oauth.get("client_id") or not _same(
-                creds[1], self.oauth.get("client_secret", "")):
+        if not self._client_ok(creds):
             return await self.answer(request, "token", 401, {"error": "invalid_client"},
                                      headers={**no_store, "WWW-Authenticate": f'Basic realm="{self.issuer}"'})
         grant = self.codes.pop(str(form.get("code", "")), None)
         if (form.get("grant_type") != "authorization_code" or grant is None
                 or time.time() - grant["at"] > CODE_LIFETIME_S
+                or grant["params"].get("client_id") != creds[0]  # RFC 6749 4.1.3: issued to this client
                 or form.get("redirect_uri") != grant["params"].get("redirect_uri")
                 or not _pkce_ok(str(form.get("code_verifier", "")), grant["params"].get("code_challenge", ""))):
             return await self.answer(request, "token", 400, {"error": "invalid_grant"}, headers=no_store)
-        token, body = self._issue(grant["web_id"], grant["params"].get("scope") or self.oauth.get("scope"))
-        resp = {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S, "scope": body["scope"]}
+        token, body = self._issue(grant["web_id"], grant["params"].get("scope") or self.oauth.get("scope"), creds[0])
+        resp = {"access_token": token, "token_type": "Bearer", "expires_in": body["exp"] - body["iat"],
+                "scope": body["scope"]}
         if self.pics.get("token.wsf_url_member", True) and self.wsf_url:
             resp["wsf_url"] = self.wsf_url
         return await self.answer(request, "token", 200, resp, headers=no_store)
 
-    def _issue(self, web_id: str, scope: str) -> tuple[str, dict]:
+    def _issue(self, web_id: str, scope: str, client_id: str | None = None) -> tuple[str, dict]:
+        client_id = client_id or self.oauth.get("client_id")
+        client = self.clients[client_id]
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": web_id, "aud": self.oauth.get("audience"),
-                  "client_id": self.oauth.get("client_id"), "scope": scope, "iat": now,
-                  "exp": now + TOKEN_LIFETIME_S, "jti": secrets.token_urlsafe(16)}
+        claims = {"iss": self.issuer, "sub": web_id, "aud": client["aud"], "client_id": client_id, "scope": scope,
+                  "iat": now, "exp": now + client["lifetime"], "jti": secrets.token_urlsafe(16)}
         if self.pics.get("token.format", "jwt") == "opaque":
             token = secrets.token_urlsafe(32)
         else:
@@ -283,8 +291,7 @@ class EmulatedAs:
         await request.read()
         form = await request.post()
         creds = _basic(request)
-        if creds is None or creds[0] != self.oauth.get("client_id") or not _same(
-                creds[1], self.oauth.get("client_secret", "")):
+        if not self._client_ok(creds):
             return await self.answer(request, "revoke", 401, {"error": "invalid_client"},
                                      headers={"WWW-Authenticate": f'Basic realm="{self.issuer}"'})
         claims = self.tokens.get(str(form.get("token", "")))
@@ -312,3 +319,20 @@ class EmulatedAs:
 def _pkce_ok(verifier: str, challenge: str) -> bool:
     digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     return bool(verifier) and _same(digest, challenge)
+
+
+def _clients(oauth: dict) -> dict[str, dict]:
+    """The OAuth clients the emulated AS registers: the profile's third-party application, and
+    its second clients when the profile names them (tokens that expire within seconds; tokens
+    for another audience than the WSF's)."""
+    audience = oauth.get("audience")
+    clients = {oauth.get("client_id"): {"secret": oauth.get("client_secret", ""), "lifetime": TOKEN_LIFETIME_S,
+                                        "aud": audience}}
+    short, other = oauth.get("short_lived_client") or {}, oauth.get("other_audience_client") or {}
+    if short.get("client_id"):
+        clients[short["client_id"]] = {"secret": short.get("client_secret", ""), "lifetime": SHORT_LIVED_S,
+                                       "aud": audience}
+    if other.get("client_id"):
+        clients[other["client_id"]] = {"secret": other.get("client_secret", ""), "lifetime": TOKEN_LIFETIME_S,
+                                       "aud": f"not-{audience}"}
+    return clients

@@ -39,3 +39,19 @@ def server_context(profile, workdir: Path, node: dict, keylog: Path) -> tuple[ss
     keylog.parent.mkdir(parents=True, exist_ok=True)
     ctx.keylog_filename = str(keylog)
     return ctx, ca_file
+
+
+def ca_file(profile, workdir: Path) -> Path:
+    """The CA file that verifies the emulated peers' certificates."""
+    return _ca(profile, workdir)[1]
+
+
+def client_context(profile, workdir: Path) -> ssl.SSLContext:
+    """TLS client context of an emulated peer calling another node: trusts the CA of the SUT's
+    certificates (pixit.tls.ca_bundle) and the CA of the emulated peers."""
+    ctx = ssl.create_default_context()
+    bundle = (profile.pixit.get("tls") or {}).get("ca_bundle")
+    if bundle:
+        ctx.load_verify_locations(str(profile.resolve_path(bundle)))
+    ctx.load_verify_locations(str(ca_file(profile, workdir)))
+    return ctx

@@ -16,7 +16,7 @@ MAX_RECORDS = 200  # evidence is bounded: a looping SUT cannot fill the memory
 
 @dataclass
 class Script:
-    peer: str  # as | pcscf
+    peer: str  # as | pcscf | scscf | wsf (the emulated 3rdWWS takes no script)
     on: str  # as: metadata | jwks | authorize | token | introspect; pcscf: a SIP method
     status: int | None = None  # answer with this status instead of the default one
     reason: str | None = None

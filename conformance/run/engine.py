@@ -172,6 +172,9 @@ class Engine:
             lease = self.identities.lease(tc)
         except identities.ProvisioningError as exc:
             return CaseResult(tc.id, Verdict.INCONCLUSIVE, reason=f"could not provision a test identity: {exc}")
+        peers = peer_evidence.active()
+        if peers is not None:  # the emulated peers know the case's identity, as the operator's and
+            peers.users.add(lease.user)  # the third party's databases do for one they provisioned
         reset = lease.needs_reset and tc.touches_registrations()
         try:
             if reset:  # a shared fixture user: a known state first (preamble)

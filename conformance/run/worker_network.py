@@ -104,4 +104,8 @@ def for_worker(profile, index: int):
         return text
 
     pixit = _rewrite(copy.deepcopy(profile.pixit), fn)
-    return dataclasses.replace(profile, pixit=pixit, reference_network=ref)
+    # the emulated peers' CA (peers.tls) is the worker's network's CA when it names one
+    raw = copy.deepcopy(profile.raw)
+    if isinstance(raw.get("peers"), dict):
+        raw["peers"] = _rewrite(raw["peers"], fn)
+    return dataclasses.replace(profile, pixit=pixit, reference_network=ref, raw=raw)

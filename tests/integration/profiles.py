@@ -80,6 +80,13 @@ def write_profile(net, directory: Path, name: str = "profile.yaml", **pics_overr
     return path
 
 
+# The reference network provisions test identities at its AS, into the store every node reads.
+# With the AS played by the harness, the reference S-CSCF and 3rdWWS never learn of a user created
+# there: their profiles take the fixture users instead (what a vendor without a provisioning
+# endpoint does; conformance/run/identities.py).
+NODES_WITHOUT_PROVISIONING = ("scscf", "3rdwws")
+
+
 def alone_profile(net, node: str, directory: Path, name: str = "alone.yaml", **pics_overrides) -> Path:
     """The profile of a vendor who supplies only `node` (the network runs only it): every other
     node `supplied: false`, played by the harness with certificates from the network's CA."""
@@ -89,6 +96,8 @@ def alone_profile(net, node: str, directory: Path, name: str = "alone.yaml", **p
     cfg = net.cfg
     doc["peers"] = {"tls": {"ca_cert": str(cfg.ca_file), "ca_key": str(cfg.pki_dir / "ca.key")}}
     doc["pixit"]["sut_keylogs"] = [str(cfg.keylog(node))] if node in ("3rdwws", "as", "wsf") else []
+    if node in NODES_WITHOUT_PROVISIONING:
+        del doc["pixit"]["users"]["provisioning"]
     path = Path(directory) / name
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -50,3 +50,14 @@ def test_applies_only_to_a_launched_network_on_loopback():
 def test_worker_index_from_the_xdist_worker_id():
     assert worker_network.worker_index(SimpleNamespace(workerinput={"workerid": "gw3"})) == 3
     assert worker_network.worker_index(SimpleNamespace()) is None
+
+
+def test_a_worker_plays_the_peers_at_its_own_addresses_with_its_own_networks_ca():
+    """Each worker starts the emulated peers of a node-alone profile itself (conformance/plugin.py),
+    so they must listen on the worker's block and issue certificates from the worker's CA."""
+    base = load_profile(ROOT / "profiles" / "wsf-only.yaml")
+    p = worker_network.for_worker(base, 0)
+    assert p.pixit["nodes"]["as"]["address"] == "127.1.0.12"
+    assert p.pixit["nodes"]["pcscf"]["address"] == "127.1.0.14"
+    assert p.raw["peers"]["tls"] == {"ca_cert": ".refnet-wsf-gw0/pki/ca.pem", "ca_key": ".refnet-wsf-gw0/pki/ca.key"}
+    assert base.raw["peers"]["tls"]["ca_cert"] == ".refnet-wsf/pki/ca.pem"  # the loaded profile is untouched
