@@ -23,7 +23,8 @@ from conformance.run.actions import ActionEnv, StepError, SutUnreachable
 from conformance.run.state import CaseState
 
 BROWSER_ACTIONS = ("http", "ws_connect", "sip_send")
-_HTTP_KEYS = {"method", "url", "form", "follow", "form_from_previous"}
+# follow_own_redirects: the browser lands where the server sends it; the hops it reports are its own
+_HTTP_KEYS = {"method", "url", "form", "follow", "follow_own_redirects", "form_from_previous"}
 
 
 def browser_mode(profile) -> bool:
