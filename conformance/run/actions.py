@@ -87,6 +87,14 @@ def _ca_bundle(profile) -> str | None:
 
 
 def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
+    agent = spec.get("user_agent")  # another browser of the user: its own cookies
+    if agent:
+        with http_driver(state, env.profile).as_user_agent(str(agent)):
+            return _http_request(spec, state, env)
+    return _http_request(spec, state, env)
+
+
+def _http_request(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
     from conformance.drivers.http import fill_form, find_form
 
     method = spec.get("method", "GET").upper()

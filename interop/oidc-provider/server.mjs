@@ -30,6 +30,30 @@ const WSF_URL = process.env.WSF_URL || 'wss://127.0.0.13:7443/sip';
 // `unsupported_token_type` ("Structured JWT Tokens cannot be introspected"), so a JWT is verified
 // by the WSF itself (PICS wsf.verify local_jwt) and introspection needs opaque tokens.
 const TOKEN_FORMAT = process.env.TOKEN_FORMAT || 'jwt';
+// BINDING: exp 5 minutes by default; start.sh passes the reference profile's short lifetime so
+// the expiry cases of the catalog wait seconds, not minutes
+const ACCESS_TOKEN_TTL = Number(process.env.ACCESS_TOKEN_TTL || 300);
+const APP_REDIRECT = 'https://127.0.0.11:8443/oauth/callback';
+
+// Two more clients of the third party, as the catalog's genuine-token cases ask for
+// (pixit.oauth.short_lived_client, other_audience_client): one whose tokens expire within
+// seconds, one whose tokens are for another resource server (a voicemail service).
+const SHORT_LIVED_CLIENT = 'thirdparty-short-lived';
+const SHORT_LIVED_TTL = 2;
+const OTHER_AUDIENCE_CLIENT = 'thirdparty-voicemail';
+const OTHER_AUDIENCE = 'voicemail.operator.example';
+const RESOURCE_AUDIENCES = { [WSF_RESOURCE]: WSF_AUDIENCE, [`https://${OTHER_AUDIENCE}/`]: OTHER_AUDIENCE };
+
+const appClient = (clientId, secret) => ({
+  client_id: clientId,
+  client_secret: secret,
+  token_endpoint_auth_method: 'client_secret_basic',
+  redirect_uris: [APP_REDIRECT],
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  scope: SCOPE,
+  id_token_signed_response_alg: 'ES256',             // the only key is ES256 (no ID token is asked for)
+});
 
 // The operator's identity store, read once: fixture users only (the profile has no provisioning).
 const accounts = new Map(
@@ -38,16 +62,9 @@ const accounts = new Map(
 
 const configuration = {
   clients: [
-    {
-      client_id: 'thirdparty-webrtc-app',
-      client_secret: process.env.APP_SECRET || 'thirdparty-webrtc-app-secret',
-      token_endpoint_auth_method: 'client_secret_basic',
-      redirect_uris: ['https://127.0.0.11:8443/oauth/callback'],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      scope: SCOPE,
-      id_token_signed_response_alg: 'ES256',           // the only key is ES256 (no ID token is asked for)
-    },
+    appClient('thirdparty-webrtc-app', process.env.APP_SECRET || 'thirdparty-webrtc-app-secret'),
+    appClient(SHORT_LIVED_CLIENT, 'thirdparty-short-lived-secret'),
+    appClient(OTHER_AUDIENCE_CLIENT, 'thirdparty-voicemail-secret'),
     {
       // the WSF only introspects: no grant, no response type, authenticated with HTTP Basic
       client_id: 'wsf',
@@ -73,7 +90,7 @@ const configuration = {
     jwks: '/jwks',
   },
   ttl: {
-    AccessToken: 300,                                  // BINDING: exp 5 minutes
+    AccessToken: ACCESS_TOKEN_TTL,
     AuthorizationCode: 60,                             // BINDING: code lifetime 60 s
     Interaction: 600,
     Session: 3600,
@@ -89,15 +106,16 @@ const configuration = {
     revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      // the 3rdWWS's request (BINDING step 3) names no resource: every token is for the WSF
-      defaultResource: async () => WSF_RESOURCE,
+      // the 3rdWWS's request (BINDING step 3) names no resource: its tokens are for the WSF
+      defaultResource: async (ctx, client) => (client.clientId === OTHER_AUDIENCE_CLIENT
+        ? `https://${OTHER_AUDIENCE}/` : WSF_RESOURCE),
       useGrantedResource: async () => true,
-      getResourceServerInfo: async (ctx, indicator) => {
-        if (indicator !== WSF_RESOURCE) throw new Provider.errors.InvalidTarget();
+      getResourceServerInfo: async (ctx, indicator, client) => {
+        if (!RESOURCE_AUDIENCES[indicator]) throw new Provider.errors.InvalidTarget();
         return {
           scope: SCOPE,
-          audience: WSF_AUDIENCE,
-          accessTokenTTL: 300,
+          audience: RESOURCE_AUDIENCES[indicator],
+          accessTokenTTL: client.clientId === SHORT_LIVED_CLIENT ? SHORT_LIVED_TTL : ACCESS_TOKEN_TTL,
           accessTokenFormat: TOKEN_FORMAT,             // jwt: RFC 9068, typ at+jwt
           ...(TOKEN_FORMAT === 'jwt' ? { jwt: { sign: { alg: 'ES256' } } } : {}),
         };

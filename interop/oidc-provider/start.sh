@@ -38,7 +38,9 @@ rows = sqlite3.connect(sys.argv[1]).execute("SELECT web_id, impi, impus FROM use
 json.dump([{"web_id": w, "impi": i, "impus": json.loads(u)} for w, i, u in rows], open(sys.argv[2], "w"))
 PY
 
-TOKEN_FORMAT="$TOKEN_FORMAT" spawn as "$STATE/logs/as.log" node "$HERE/server.mjs" "$STATE"
+# ACCESS_TOKEN_TTL: the reference profile's short token lifetime (8 s), so the catalog's expiry
+# cases wait seconds; BINDING's default is 300 s.
+ACCESS_TOKEN_TTL="${ACCESS_TOKEN_TTL:-8}" TOKEN_FORMAT="$TOKEN_FORMAT" spawn as "$STATE/logs/as.log" node "$HERE/server.mjs" "$STATE"
 wait_for_line as "$STATE/logs/as.log" "^oidc-provider listening" 30
 echo "oidc-provider AS (pid $(cat "$STATE/pids/as.pid")) up;" \
      "reference 3rdWWS, WSF, P-CSCF, S-CSCF (pid $(cat "$STATE/pids/refnet.pid")); state $STATE"
