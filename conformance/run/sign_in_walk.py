@@ -12,7 +12,9 @@ back to /authorize/<uid>, then 303 to the client's redirect_uri. So:
   a form is filled the same generic way (conformance/run/sign_in.py: fields from PIXIT, hidden
   inputs kept, consent discovered) and submitted, until the server redirects away from itself.
   A page whose form has the same field names as the one just submitted is the server's answer
-  (it re-rendered the sign-in with an error): the walk ends there and the case judges it.
+  (it re-rendered the sign-in with an error): the walk ends there and the case judges it. A
+  consent page whose refusal is a link beside its form (oidc-provider's "[ Cancel ]") is refused
+  by following that link when the case denies.
 
 Both are bounded by the step's deadline (every request of the HTTP driver honours it) and by a
 number of hops, so a server that keeps redirecting to itself cannot hold a case.
@@ -21,8 +23,9 @@ number of hops, so a server that keeps redirecting to itself cannot hold a case.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from conformance.drivers.http import Form, fill_form, find_form, parse_forms, resolve_location
 from conformance.events import HttpExchange
@@ -61,6 +64,39 @@ def follow_own_redirects(exchange: Any, send: Send, hops: list[int]) -> Any:
     return exchange
 
 
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[list[str]] = []  # [href, text]
+        self._open: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a" and dict(attrs).get("href"):
+            self._open = [dict(attrs)["href"], ""]
+            self.links.append(self._open)
+
+    def handle_endtag(self, tag):
+        if tag == "a":
+            self._open = None
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open[1] += data
+
+
+def deny_link(exchange: HttpExchange) -> str | None:
+    """A link of the page, on the same server, whose text says deny/cancel (and not allow): some
+    consent pages refuse by a link beside the form. The absolute URL, or None."""
+    parser = _Links()
+    parser.feed(exchange.text)
+    for href, text in parser.links:
+        target = urljoin(exchange.url, href)
+        if (origin(target) == origin(exchange.url) and sign_in.DENY_WORDS.search(text)
+                and not sign_in.GRANT_WORDS.search(text)):
+            return target
+    return None
+
+
 def _field_names(form: Form) -> frozenset[str]:
     return frozenset(c.name for c in form.controls if c.name)
 
@@ -83,7 +119,16 @@ def walk(first: Any, submitted: Form, ui: Mapping[str, Any], spec: Mapping[str, 
         form = find_form(exchange.body)
         if _field_names(form) == last_names:  # the same form again: the server's answer to it
             break
-        fields, applied = sign_in.next_page_fields(form, ui, spec)
+        try:
+            fields, applied = sign_in.next_page_fields(form, ui, spec)
+        except sign_in.ConsentNotDiscoverable:
+            link = deny_link(exchange) if spec.get("consent") == "deny" else None
+            if link is None:
+                raise
+            hops[0] += 1  # the page refuses by a link, not by its form (oidc-provider's "[ Cancel ]")
+            consent_done = True
+            exchange = follow_own_redirects(send("GET", link, None), send, hops)
+            continue
         consent_done = consent_done or applied
         method, action, entries = fill_form(exchange.body, None, fields, base_url=exchange.url)
         last_names = _field_names(form)

@@ -5,7 +5,7 @@ a server that redirects to itself forever, and a deny nobody offers."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -129,12 +129,30 @@ def test_deny_on_a_later_consent_page():
     assert script.consent == {"prompt": "consent", "decision": "deny"}
 
 
+def test_deny_by_the_consent_pages_cancel_link():
+    script = oidc_provider_like()
+    aborted = []
+
+    def with_abort(method, path, fields):
+        if path == "/interaction/u1/abort":
+            aborted.append(method)
+            return redirect("", CALLBACK.replace("code=c-1", "error=access_denied"))
+        return script(method, path, fields)
+    server = ScriptedAs(with_abort)
+    deny = ALICE | {"consent": "deny"}
+    fields, done = sign_in.first_page_fields(find_form(LOGIN), UI, deny)
+    first = server.send("POST", f"{AS}/interaction/u1", [("prompt", "login"), *fields.items()])
+    final = sign_in_walk.walk(first, find_form(LOGIN), UI, deny, server.send, done)
+    assert aborted == ["GET"] and "error=access_denied" in final.header_values("Location")[0]
+    assert not getattr(script, "consent", None)  # the grant button was never pressed
+
+
 def test_deny_nobody_offers_is_not_exercised():
-    server = ScriptedAs(oidc_provider_like())
+    server = ScriptedAs(oidc_provider_like(CONSENT.replace("[ Cancel ]", "[ Back ]")))
     deny = ALICE | {"consent": "deny"}
     fields, done = sign_in.first_page_fields(find_form(LOGIN), UI, deny)
     first = server.send("POST", f"{AS}/interaction/u1", [("prompt", "login"), *fields.items()])
     with pytest.raises(sign_in.ConsentNotDiscoverable):
         sign_in_walk.walk(first, find_form(LOGIN), UI, deny, server.send, done)
     # the consent page's only control grants: it was never submitted
-    assert not any(dict(parse_qsl(urlsplit(u).query)) or f.get("prompt") == "consent" for _, u, f in server.sent)
+    assert not any(f.get("prompt") == "consent" for _, _, f in server.sent)
