@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const STATE = path.resolve(process.argv[2] || '.interop/oidc-provider');
 const HOST = process.env.AS_HOST || '127.0.0.12';
@@ -111,7 +111,7 @@ const configuration = {
         ? `https://${OTHER_AUDIENCE}/` : WSF_RESOURCE),
       useGrantedResource: async () => true,
       getResourceServerInfo: async (ctx, indicator, client) => {
-        if (!RESOURCE_AUDIENCES[indicator]) throw new Provider.errors.InvalidTarget();
+        if (!RESOURCE_AUDIENCES[indicator]) throw new errors.InvalidTarget();
         return {
           scope: SCOPE,
           audience: RESOURCE_AUDIENCES[indicator],
