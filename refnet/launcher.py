@@ -258,6 +258,8 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
     for name, choices in Options.CHOICES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", choices=choices, default=getattr(Options(), name))
     parser.add_argument("--no-wsf-url-member", action="store_true", help="token response without wsf_url")
+    parser.add_argument("--token-lifetime-s", type=int, default=Options().token_lifetime_s,
+                        help="access token lifetime of the AS (short ones keep the expiry cases fast)")
     parser.add_argument("--node", action="append", choices=NODES, metavar="NODE",
                         help="start only these nodes (repeatable; default all)")
     parser.add_argument("--free-ports", action="store_true",
@@ -267,8 +269,9 @@ def add_up_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> NetworkConfig:
     variations = validate_variations(getattr(args, "variation", []))
     overrides = {k: v for name in variations for k, v in VARIATIONS_BY_NAME[name].options.items()}
+    lifetime = {"token_lifetime_s": getattr(args, "token_lifetime_s", Options().token_lifetime_s)}
     options = Options(**{name: getattr(args, name) for name in Options.CHOICES},
-                      wsf_url_member=not args.no_wsf_url_member, **overrides)
+                      wsf_url_member=not args.no_wsf_url_member, **(lifetime | overrides))  # a variation wins
     endpoints = free_endpoints() if args.free_ports else default_endpoints()
     return NetworkConfig(state_dir=str(Path(args.state_dir).resolve()), endpoints=endpoints, options=options,
                          faults=validate(args.fault), variations=variations)

@@ -10,6 +10,7 @@ import http.client
 import socket
 import ssl
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -95,6 +96,7 @@ class HttpDriver:
         """ssl_context: the harness context; else one is made from ca_bundle and keylog (tls.client_context)."""
         self.timeout_s = timeout_s
         self.session = requests.Session()
+        self._jars: dict[str, requests.cookies.RequestsCookieJar] = {}  # other user agents (as_user_agent)
         self.session.trust_env = False  # no proxies, no REQUESTS_CA_BUNDLE, no .netrc
         self.session.verify = True  # verification by the harness context (CERT_REQUIRED)
         ctx = ssl_context if ssl_context is not None else client_context(ca_bundle, keylog)
@@ -107,6 +109,18 @@ class HttpDriver:
     @property
     def cookies(self) -> requests.cookies.RequestsCookieJar:
         return self.session.cookies
+
+    @contextmanager
+    def as_user_agent(self, name: str):
+        """Requests inside go from another user agent of the test case (another browser of the
+        user): its own cookie jar, kept by name for its later steps. An authorization server that
+        remembers a signed-in user (RFC 6749 3.1 leaves that open) then shows its sign-in again."""
+        saved = self.session.cookies
+        self.session.cookies = self._jars.setdefault(name, requests.cookies.RequestsCookieJar())
+        try:
+            yield
+        finally:
+            self.session.cookies = saved
 
     def cookie_header(self, url: str) -> str | None:
         """The Cookie header the jar would send to `url` (RFC 6265 5.4), for the WebSocket handshake."""

@@ -97,6 +97,14 @@ def _ca_bundle(profile) -> str | None:
 
 
 def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
+    agent = spec.get("user_agent")  # another browser of the user: its own cookies
+    if agent:
+        with http_driver(state, env.profile).as_user_agent(str(agent)):
+            return _http_request(spec, state, env)
+    return _http_request(spec, state, env)
+
+
+def _http_request(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
     from conformance.drivers.http import fill_form, find_form
 
     method = spec.get("method", "GET").upper()
@@ -117,7 +125,8 @@ def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
             fields = dict(ffp.get("fields") or {})
             if ffp.get("sign_in") is not None:
                 ui = env.profile.pixit.get("authorization_ui") or {}
-                discovered = sign_in.sign_in_fields(find_form(prev.text, ffp.get("select")), ui, ffp["sign_in"])
+                signed_form = find_form(prev.text, ffp.get("select"))
+                discovered, consent_done = sign_in.first_page_fields(signed_form, ui, ffp["sign_in"])
                 fields = discovered | fields  # explicit fields of the case win
             method, action, form = fill_form(prev.text, ffp.get("select"), fields)
         except sign_in.ConsentNotDiscoverable as exc:
@@ -130,12 +139,31 @@ def _http(spec: dict, state: CaseState, env: ActionEnv) -> HttpExchange:
     if not url:
         raise StepError("http needs url, follow: location or form_from_previous")
     auth = spec.get("auth") or {}
+    exchange = _send_http(state, env, method, url, params=spec.get("params"), headers=spec.get("headers"),
+                          form=form, json_body=spec.get("json"), body=spec.get("body"),
+                          basic=tuple(auth["basic"]) if "basic" in auth else None,
+                          send_cookies=spec.get("cookies", True))
+    ffp = spec.get("form_from_previous") or {}
+    # the authorization server's own interaction pages (conformance/run/sign_in_walk.py)
+    if isinstance(exchange, HttpExchange) and (ffp.get("sign_in") is not None or spec.get("follow_own_redirects")):
+        from conformance.run import sign_in_walk
+
+        def send(m, u, entries):
+            return _send_http(state, env, m, u, form=entries, send_cookies=spec.get("cookies", True))
+
+        if ffp.get("sign_in") is None:
+            return sign_in_walk.follow_own_redirects(exchange, send, [0])
+        try:
+            return sign_in_walk.walk(exchange, signed_form, ui, ffp["sign_in"], send, consent_done)
+        except sign_in.ConsentNotDiscoverable as exc:
+            raise NotExercised(str(exc)) from None
+    return exchange
+
+
+def _send_http(state: CaseState, env: ActionEnv, method: str, url: str, **request) -> HttpExchange | Garbage:
+    """One request of the step, its exchange kept as evidence and as the step's last HTTP response."""
     try:
-        exchange = http_driver(state, env.profile).request(
-            method, url, params=spec.get("params"), headers=spec.get("headers"), form=form,
-            json_body=spec.get("json"), body=spec.get("body"),
-            basic=tuple(auth["basic"]) if "basic" in auth else None,
-            send_cookies=spec.get("cookies", True), timeout_s=env.timeout_s)
+        exchange = http_driver(state, env.profile).request(method, url, timeout_s=env.timeout_s, **request)
     except ConnectionError as exc:
         raise SutUnreachable(f"{method} {url}: {exc}") from exc
     if isinstance(exchange, Garbage):  # answered, but not with an HTTP response: evidence, then fail

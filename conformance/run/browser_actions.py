@@ -24,7 +24,8 @@ from conformance.run.state import CaseState
 from conformance.vocabulary import actions as vocabulary
 
 BROWSER_ACTIONS = vocabulary.BROWSER_ACTIONS  # the actions whose ActionDef names a `browser` function
-_HTTP_KEYS = {"method", "url", "form", "follow", "form_from_previous"}
+# follow_own_redirects: the browser lands where the server sends it; the hops it reports are its own
+_HTTP_KEYS = {"method", "url", "form", "follow", "follow_own_redirects", "form_from_previous"}
 
 
 def browser_mode(profile) -> bool:

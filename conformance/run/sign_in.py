@@ -9,6 +9,8 @@ buttons `approve`/`deny`, a checkbox, or two submit buttons `allow`/`cancel`. So
   form's own control whose value (or name) says allow or deny, else, to allow, what the form
   submits by default (its first submit control, its checked choices). A deny the form does not
   make recognisable cannot be exercised: the case is inconclusive, never guessed.
+A sign-in may span pages (conformance/run/sign_in_walk.py): identity and password go to the page
+that has their inputs, consent to the page that offers it; a deny is looked for on each page.
 """
 
 from __future__ import annotations
@@ -82,3 +84,30 @@ def sign_in_fields(form: Form, ui: Mapping[str, Any], spec: Mapping[str, Any]) -
     if consent in ("grant", "deny"):
         fields.update(consent_fields(form, ui, consent))
     return fields
+
+
+def _has_input(form: Form, name: str) -> bool:
+    return any(c.name == name for c in form.controls)
+
+
+def first_page_fields(form: Form, ui: Mapping[str, Any], spec: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(fields, consent made) for the first page of a sign-in that may go on over further pages.
+
+    As sign_in_fields, except that a sign-in page (it has the identity input) without a
+    recognisable deny control is submitted without a consent choice: the consent page may follow.
+    """
+    try:
+        return sign_in_fields(form, ui, spec), True
+    except ConsentNotDiscoverable:
+        if not _has_input(form, ui.get("identity_field") or "web_id"):
+            raise
+        return sign_in_fields(form, ui, {k: v for k, v in spec.items() if k != "consent"} | {"consent": None}), False
+
+
+def next_page_fields(form: Form, ui: Mapping[str, Any], spec: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(fields, consent made) for a later page: only the inputs it has, no forged transaction."""
+    present = {k: v for k, v in spec.items() if k in ("identity", "password", "consent")}
+    for key, default in (("identity", "web_id"), ("password", "password")):
+        if not _has_input(form, ui.get(f"{key}_field") or default):
+            present.pop(key, None)
+    return first_page_fields(form, ui, present)

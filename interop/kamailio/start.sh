@@ -22,7 +22,8 @@ trap 'stop_all' ERR
 mkdir -p "$STATE/logs" "$STATE/run/pcscf" "$STATE/run/scscf"
 # The AS creates the identity store the S-CSCF reads: reference nodes first.
 spawn refnet "$STATE/logs/refnet.log" "$IMS" reference up --state-dir "$STATE" \
-  --node as --node 3rdwws --node wsf --core-transport "$TRANSPORT" --signalling "$SIGNALLING"
+  --node as --node 3rdwws --node wsf --core-transport "$TRANSPORT" --signalling "$SIGNALLING" \
+  --token-lifetime-s 8   # the reference profile's short tokens: the expiry cases wait seconds
 wait_for_line refnet "$STATE/logs/refnet.log" "^reference network up" 30
 
 for node in pcscf scscf; do

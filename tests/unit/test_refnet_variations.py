@@ -45,3 +45,12 @@ def test_opaque_tokens_cannot_be_verified_locally(tmp_path):
                                 "as-opaque-tokens"))
     with pytest.raises(ValueError, match="introspection"):
         cfg.options.check()
+
+
+def test_token_lifetime_from_the_command_line_and_a_variation_wins(tmp_path):
+    # interop/kamailio/start.sh asks the reference AS for 8 s tokens (the expiry cases wait seconds)
+    assert config_from_args(args("--state-dir", str(tmp_path), "--token-lifetime-s", "8")).options.token_lifetime_s == 8
+    assert config_from_args(args("--state-dir", str(tmp_path))).options.token_lifetime_s == 300
+    cfg = config_from_args(args("--state-dir", str(tmp_path), "--token-lifetime-s", "8",
+                                "--variation", "token-lifetime-long"))
+    assert cfg.options.token_lifetime_s == 3600

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Start oidc-provider (the AS) and the reference 3rdWWS, WSF, P-CSCF and S-CSCF, run the catalog against
+# them with PROFILE, stop everything by PID. Meant to run inside interop/netns.sh (fixed addresses).
+#
+#   interop/oidc-provider/run.sh PROFILE WORKDIR [ims-conformance run arguments...]
+#
+# The state directory is the one the profile's tls.ca_bundle points into (.interop/oidc-provider for
+# profiles/interop-oidc-provider.yaml); the reference nodes follow the profile's PICS core.transport
+# signalling.path and token.format.
+# Exit status: that of `ims-conformance run` (0 pass, 1 fail/inconclusive, 2 error).
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+source "$HERE/../lib.sh"
+PROFILE=$1 WORKDIR=$2; shift 2
+cd "$ROOT"
+ca=$(sed -n 's/^[[:space:]]*ca_bundle:[[:space:]]*//p' "$PROFILE" | head -n1)
+STATE=$(dirname "$(dirname "$ca")")          # <state>/pki/ca.pem
+pics() { sed -n "s/^[[:space:]]*$1:[[:space:]]*\([a-z_0-9]*\).*/\1/p" "$PROFILE"; }
+transport=$(pics core.transport) signalling=$(pics signalling.path) token_format=$(pics token.format)
+[ -n "$ca" ] && [ -n "$transport" ] || die "$PROFILE: no tls.ca_bundle or core.transport"
+rm -rf "$STATE"
+"$HERE/start.sh" "$STATE" "$transport" "${signalling:-relay}" "${token_format:-jwt}" || exit 2
+trap '"$HERE/stop.sh" "$STATE"' EXIT
+"$IMS" run --profile "$PROFILE" --workdir "$WORKDIR" "$@"

@@ -1,0 +1,78 @@
+"""oidc-provider (npm) as the operator AS of BINDING.md (interop/oidc-provider): the AS and flow test
+cases of the catalog through its own two-page sign-in (login, then consent), with JWT access tokens
+(the WSF verifies them itself) and with opaque ones (introspection, impi/impu from the adapter).
+Each run lives in its own network namespace and must leave no process behind.
+
+Needs root (ip netns) and `make node-deps` (the npm package oidc-provider)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 300
+DEVIATIONS_FILE = REPO / "profiles" / "interop-oidc-provider.deviations.yaml"
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace (ip netns)"),
+    pytest.mark.skipif(not (REPO / "node_modules" / "oidc-provider").is_dir(), reason="make node-deps"),
+]
+
+
+def _profile_in(tmp_path: Path, name: str, state_dir: str) -> Path:
+    """The repository's profile with its state directory moved under tmp_path."""
+    text = (REPO / "profiles" / name).read_text().replace(f".interop/{state_dir}/", f"{tmp_path}/state/")
+    shutil.copy(DEVIATIONS_FILE, tmp_path / DEVIATIONS_FILE.name)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _pids_of(state: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and str(state).encode() in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+# the 1-22 flow case of each verification: TP_FLOW_REG_005 verifies the JWT locally (no 15-16),
+# TP_FLOW_REG_001 introspects it
+@pytest.mark.parametrize("profile_name, state_dir, verified_by, flow_case", [
+    ("interop-oidc-provider.yaml", "oidc-provider", "local_jwt", "TP_FLOW_REG_005"),
+    ("interop-oidc-provider-introspection.yaml", "oidc-provider-introspection", "introspection", "TP_FLOW_REG_001"),
+])
+def test_oidc_provider_as_and_flow_cases(tmp_path, profile_name, state_dir, verified_by, flow_case):
+    profile = _profile_in(tmp_path, profile_name, state_dir)
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [str(REPO / "interop/netns.sh"), str(REPO / "interop/oidc-provider/run.sh"), str(profile), str(work),
+         "--sut", "as", "--sut", "flow"],
+        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert not _pids_of(tmp_path / "state"), "processes left running\n" + output
+    results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
+    assert proc.returncode == 0, output
+    # the whole 1-22 flow went through oidc-provider's login and consent pages
+    assert results[flow_case]["verdict"] == "pass", output
+    assert results["TP_AS_META_001"]["verdict"] == "pass", output
+    expected = {d["id"]: d["verdict"] for d in yaml.safe_load(DEVIATIONS_FILE.read_text())}
+    unexpected = {i: r["verdict"] for i, r in results.items()
+                  if r["verdict"] not in ("pass", "not applicable") and i not in expected}
+    assert not unexpected, output
+    # each deviation is oidc-provider's and got the verdict its entry names, never an error
+    ran = {i: r["verdict"] for i, r in results.items() if r["verdict"] != "not applicable"}
+    assert all(ran[i] == v for i, v in expected.items() if i in ran), output
+    # the reference WSF was started with the verification the token format allows
+    assert json.loads((tmp_path / "state" / "network.json").read_text())["options"]["verify"] == verified_by
