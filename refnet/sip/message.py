@@ -84,8 +84,6 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         self._lines.append((name, value))
 
-    append = add
-
     def prepend(self, name: str, value: str) -> None:
         """Above the first line of this header (a new top Via), or at the end when there is none."""
         where = self._where(name)
@@ -101,10 +99,12 @@ class Headers:
         if not where:
             return None
         line_name, value = self._lines[where[0]]
-        elements = self.get_all(name) if header_key(name) in LIST_HEADERS else [value]
-        first_line = split_list(value) if header_key(name) in LIST_HEADERS else [value]
-        if len(first_line) > 1:
-            self._lines[where[0]] = (line_name, ", ".join(first_line[1:]))
+        try:
+            elements = split_list(value) if header_key(name) in LIST_HEADERS else [value]
+        except HeaderError:
+            elements = [value]  # unbalanced quotes: the whole line is one element
+        if len(elements) > 1:
+            self._lines[where[0]] = (line_name, ", ".join(elements[1:]))
         else:
             del self._lines[where[0]]
         return elements[0] if elements else value
