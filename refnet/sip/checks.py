@@ -61,10 +61,11 @@ def _names(req: Request) -> list[str]:
 
 def _presence(req: Request) -> list[str]:
     out = [f"missing mandatory header {long_name(k)}" for k in MANDATORY if k not in req.headers]
-    for key in SINGLE_VALUED:
-        values = {" ".join(v.split()) for n, v in req.headers if header_key(n) == key}
-        if len(values) > 1:
-            out.append(f"{long_name(key)} appears more than once with different values")
+    values: dict[str, set[str]] = {}
+    for name, value in req.headers:
+        if header_key(name) in SINGLE_VALUED:
+            values.setdefault(header_key(name), set()).add(" ".join(value.split()))
+    out += [f"{long_name(k)} appears more than once with different values" for k, v in values.items() if len(v) > 1]
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .headers import HeaderError, parse_cseq, parse_name_addr, parse_via, split_list
 
@@ -33,6 +34,7 @@ LIST_HEADERS = frozenset({
 _LONG_NAMES = {"call-id": "Call-ID", "cseq": "CSeq"}
 
 
+@lru_cache(maxsize=1024)  # every lookup scans all lines, and names repeat; bounded: names come from the wire
 def header_key(name: str) -> str:
     """Case-insensitive, compact-form-expanded key of a header name ('v' and 'VIA' -> 'via')."""
     low = name.strip().lower()
