@@ -22,10 +22,6 @@ import os
 import time
 from collections import OrderedDict
 
-from conformance.codec.sip import Request, Response
-from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_name_addr, parse_via
-from conformance.codec.sip_uri import UriError, parse_uri, uri_equal
-
 from . import wire_style
 from .config import NetworkConfig
 from .faults import ActiveFaults
@@ -33,6 +29,17 @@ from .pcscf_routing import learn_edge, proxy_request
 from .regevent_notifier import RegEventNotifier
 from .registrar_rules import FIXED_TO_TAG, TooBrief, check_min_expires, fix_to_tag
 from .registrations import ContactUpdate, Identities, OutOfOrder, Registrations
+from .sip import (
+    HeaderError,
+    Request,
+    Response,
+    UriError,
+    parse_credentials,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    uri_equal,
+)
 from .sip_transport import (
     SipTransport,
     Source,

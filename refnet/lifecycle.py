@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conformance.codec.sip import Request, Response
-from conformance.codec.sip_headers import HeaderError, parse_name_addr
+from .sip import HeaderError, Request, Response, parse_name_addr
 
 # -- Origin (RFC 6455 4.2.1 item 8 and 10.2) ---------------------------------------------------
 

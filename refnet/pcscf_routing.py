@@ -17,10 +17,8 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from conformance.codec.sip import Request
-from conformance.codec.sip_headers import HeaderError, parse_name_addr
-
 from .regevent_notifier import resolve
+from .sip import HeaderError, Request, parse_name_addr
 from .sip_transport import make_response, replace_first, stamp_via
 
 log = logging.getLogger("refnet.pcscf")

@@ -15,8 +15,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from conformance.codec.sip import Request
-from conformance.codec.sip_headers import HeaderError, parse_name_addr
+from .sip import HeaderError, Request, parse_name_addr
 
 REGINFO_NS = "urn:ietf:params:xml:ns:reginfo"
 CONTENT_TYPE = "application/reginfo+xml"

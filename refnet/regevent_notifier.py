@@ -14,10 +14,6 @@ import ipaddress
 import logging
 import time
 
-from conformance.codec.sip import Request, Response
-from conformance.codec.sip_headers import HeaderError, parse_name_addr
-from conformance.codec.sip_uri import UriError, parse_uri, uri_equal
-
 from .regevent import (
     Subscription,
     Subscriptions,
@@ -28,6 +24,7 @@ from .regevent import (
     requested_expires,
     subscription_from,
 )
+from .sip import HeaderError, Request, Response, UriError, parse_name_addr, parse_uri, uri_equal
 from .sip_transport import make_response
 
 log = logging.getLogger("refnet.regevent")

@@ -8,8 +8,7 @@ answer; fault scscf-fixed-to-tag uses one tag for every response to show a test 
 
 from __future__ import annotations
 
-from conformance.codec.sip import Response
-from conformance.codec.sip_headers import parse_name_addr
+from .sip import Response, parse_name_addr
 
 FIXED_TO_TAG = "scscf0000"
 

@@ -1,12 +1,12 @@
 """asyncio SIP transport for the CSCFs and the WSF's core side: UDP and TCP on one host:port.
 
-Only bytes move here; parsing and serialising are the sans-IO codec's (conformance.codec.sip).
+Only bytes move here; parsing and serialising are refnet's own SIP layer (refnet.sip).
 What every node needs and nothing node-specific:
-- RFC 3261 18: UDP datagrams and TCP streams (framed by Content-Length, StreamParser), both
+- RFC 3261 18: UDP datagrams and TCP streams (framed by Content-Length, StreamFramer), both
   bounded to 64 KiB per message; outgoing TCP connections are reused per destination and bound
   to the node's own address, so captures attribute every leg by address.
 - RFC 3261 8.2.6 responses built from a request (`make_response`), including the 400 whose
-  reason phrase names what is wrong with a malformed request (`check`, from the codec's violations).
+  reason phrase names what is wrong with a malformed request (`check`, from refnet.sip.validate).
 - RFC 5626 3.5.1 keep-alives: a CRLFCRLF ping on a stream is answered with a CRLF pong.
 A handler error never stops the node: it is logged and the request gets a 500.
 """
@@ -22,11 +22,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from conformance.codec import sip
-from conformance.codec.sip import ParseFailure, Request, Response, StreamParser
-from conformance.codec.sip_headers import parse_via
-
-from . import wire_style
+from . import sip, wire_style
+from .sip import FramingFailure, Request, Response, StreamFramer, parse_via
 
 log = logging.getLogger("refnet.sip")
 
@@ -91,8 +88,8 @@ def can_answer(msg: Request | Response | None) -> bool:
 def check(data: bytes, *, stream: bool = False) -> tuple[Request | Response | None, Response | None]:
     """(message, None) for a well-formed message; (None, 400 or None) for a malformed one.
 
-    Only error-severity violations reject a message (warnings, e.g. an RFC 2543 branch, pass).
-    The 400's reason phrase names what is wrong, from the codec's violations.
+    Only what refnet.sip.validate calls a problem rejects a message (an RFC 2543 branch passes).
+    The 400's reason phrase names what is wrong.
 
     Responses are only parsed: what relays them back (RFC 3261 16.7, 17.1.3) is the top Via's
     branch and the CSeq, and a full check of, say, a 200 OK listing 50 Contacts costs milliseconds
@@ -100,17 +97,16 @@ def check(data: bytes, *, stream: bool = False) -> tuple[Request | Response | No
     if data.lstrip(b"\r\n")[:4].upper() == b"SIP/":
         try:
             resp = sip.parse(data)
-        except sip.SipParseError:
+        except sip.SipError:
             return None, None
         ok = isinstance(resp, Response) and resp.branch is not None and resp.cseq is not None
         return (resp if ok else None), None
-    msg, violations = sip.validate(data, stream=stream)
-    errors = sip.errors(violations)
-    if msg is not None and not errors:
+    msg, problems = sip.validate(data, stream=stream)
+    if msg is not None and not problems:
         return msg, None
     if not can_answer(msg):
         return None, None
-    what = "; ".join(v.message for v in errors[:2])
+    what = "; ".join(problems[:2])
     return None, make_response(msg, 400, f"Bad Request: {what}")
 
 
@@ -281,11 +277,11 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 class _TcpConnection(asyncio.Protocol):
-    """One TCP connection, inbound or outbound; messages framed by the codec's StreamParser."""
+    """One TCP connection, inbound or outbound; messages framed by refnet.sip's StreamFramer."""
 
     def __init__(self, owner: SipTransport):
         self.owner = owner
-        self.parser = StreamParser(max_size=wire_style.max_message())
+        self.parser = StreamFramer(max_size=wire_style.max_message())
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.closed = False
@@ -321,15 +317,15 @@ class _TcpConnection(asyncio.Protocol):
             return
         source = Source("TCP", self.peer[0], self.peer[1], self)
         for item in self.parser.feed(data):
-            if not isinstance(item, ParseFailure):
+            if not isinstance(item, FramingFailure):
                 # framed by Content-Length; now the same checks as a datagram, plus 18.3
-                msg, rejection = check(item.serialize(), stream=True)
+                msg, rejection = check(item, stream=True)
                 if rejection is not None:
                     self.write(rejection.serialize())
                 elif msg is not None:
                     self.owner._spawn(self.owner._dispatch(msg, source))
                 continue
-            head, _violations = sip.validate(item.raw, stream=True)
+            head, _problems = sip.validate(item.head, stream=True)
             if "exceeds" in item.reason:  # the parser skips it by its Content-Length: still in step
                 if can_answer(head):
                     self.write(make_response(head, 513, f"Message Too Large: {item.reason}").serialize())

@@ -30,9 +30,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from conformance.codec import sip
-
-from . import pki, wire_style
+from . import pki, sip, wire_style
 from .config import NetworkConfig
 from .faults import ActiveFaults
 from .store import Store

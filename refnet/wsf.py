@@ -35,14 +35,22 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 
-from conformance.codec.sip import Request, Response
-from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_name_addr, parse_via
-from conformance.codec.sip_uri import SipUri, UriError, parse_uri, uri_equal
-
 from . import pki, wire_style
 from .config import NetworkConfig
 from .faults import ActiveFaults
 from .lifecycle import FlowRegistration, deregistration, origin_refusal, record_success
+from .sip import (
+    HeaderError,
+    Request,
+    Response,
+    SipUri,
+    UriError,
+    parse_credentials,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    uri_equal,
+)
 from .sip_transport import (
     SipTransport,
     Source,

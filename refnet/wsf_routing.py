@@ -16,9 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from conformance.codec.sip import Request, Response
-from conformance.codec.sip_headers import HeaderError, parse_name_addr, parse_via
-
+from .sip import HeaderError, Request, Response, parse_name_addr, parse_via
 from .sip_transport import make_response
 
 log = logging.getLogger("refnet.wsf")
