@@ -435,6 +435,20 @@ def _introspect_expired_active(h, net, o):
     assert introspect(h, net, o["token"]).json()["active"] is True
 
 
+def _introspect_any_client(h, net, o):
+    # RFC 7662 2.1 / 4: the third-party application's own client learns the IMS identities
+    r = introspect(h, net, o["token"], auth="app")
+    assert r.status_code == 200 and r.json().get("impi") == o["user"]["impi"], r.text
+
+
+def _revoke_any_client(h, net, o):
+    # RFC 7009 2.1: the WSF's client revokes a token issued to the application
+    cfg = net.cfg
+    h.session(net).post(net.url("as", "/revoke"), data={"token": o["token"]},
+                        auth=(cfg.wsf_client_id, cfg.wsf_client_secret))
+    assert introspect(h, net, o["token"]).json()["active"] is False
+
+
 def _token_in_redirect(h, net, o):
     assert o["redirect"]["access_token"]
 
@@ -446,6 +460,7 @@ AS_FAULT_CHECKS = {
     "as-introspect-unauthenticated": _introspect_unauthenticated,
     "as-introspect-wrong-impi": _introspect_wrong_impi, "as-token-in-redirect": _token_in_redirect,
     "as-introspect-expired-active": _introspect_expired_active,
+    "as-introspect-any-client": _introspect_any_client, "as-revoke-any-client": _revoke_any_client,
 }
 
 

@@ -313,8 +313,32 @@ def _foreign_origin_accepted(h, net):
     assert refused.value.status_code == 502
 
 
+def _callback_opens_app(h, net, **changes):
+    """The genuine callback of a logged-in user with `changes` to its query: the application opens
+    (303 to /webrtc/app) where it must refuse."""
+    user = h.user(net)
+    s, _ = login(h, net, user)
+    _, callback = to_callback(h, net, s, user)
+    r = s.get(with_query(callback, **changes), allow_redirects=False)
+    assert r.status_code == 303 and r.headers["Location"] == "/webrtc/app", (r.status_code, r.text[:200])
+
+
+def _iss_unchecked(h, net):  # RFC 9207 2.4: another issuer's response
+    _callback_opens_app(h, net, iss="https://attacker.example")
+
+
+def _authz_error_ignored(h, net):  # RFC 6749 4.1.2.1: an error response, no code
+    _callback_opens_app(h, net, code=None, error="access_denied")
+
+
+def _token_error_ignored(h, net):  # RFC 6749 5.2: the AS refuses the code (invalid_grant)
+    _callback_opens_app(h, net, code="not-a-code-the-as-issued")
+
+
 TP_FAULT_CHECKS = {"3rdwws-no-pkce": _no_pkce, "3rdwws-state-unchecked": _state_unchecked,
-                   "3rdwws-accept-foreign-origin": _foreign_origin_accepted}
+                   "3rdwws-accept-foreign-origin": _foreign_origin_accepted,
+                   "3rdwws-iss-unchecked": _iss_unchecked, "3rdwws-ignore-authz-error": _authz_error_ignored,
+                   "3rdwws-token-error-ignored": _token_error_ignored}
 
 
 def test_every_3rdwws_fault_has_a_check():
