@@ -17,6 +17,7 @@ from conformance.run.state import CaseState
 AS = "https://127.0.0.12:9443"
 APP = "https://127.0.0.11:8443"
 CALLBACK = f"{APP}/oauth/callback?code=c-1&state=s&iss=https%3A%2F%2F127.0.0.12%3A9443"
+DENIED = f"{APP}/oauth/callback?error=access_denied&state=s"
 ALICE = {"identity": "alice@web.operator.example", "password": "alice-pw", "consent": "grant"}
 LOGIN = """<form autocomplete="off" action="/interaction/u1/login" method="post">
 <input type="hidden" name="prompt" value="login"/><input required type="text" name="login">
@@ -36,6 +37,11 @@ class OidcProviderLike:
 
     def __init__(self):
         self.requests: list[tuple[str, str, dict]] = []
+        self.aborted = False
+
+    def _abort(self, url: str) -> HttpExchange:
+        self.aborted = True
+        return _answer(url, 303, f"{AS}/auth/u2")
 
     def answer(self, method: str, url: str, entries) -> HttpExchange:
         fields = dict(entries or [])
@@ -49,7 +55,8 @@ class OidcProviderLike:
             ("GET", "/auth/u1"): lambda: _answer(url, 303, "/interaction/u2"),
             ("GET", "/interaction/u2"): lambda: _answer(url, 200, html=CONSENT),
             ("POST", "/interaction/u2/confirm"): lambda: _answer(url, 303, f"{AS}/auth/u2"),
-            ("GET", "/auth/u2"): lambda: _answer(url, 303, CALLBACK),
+            ("GET", "/auth/u2"): lambda: _answer(url, 303, DENIED if self.aborted else CALLBACK),
+            ("GET", "/interaction/u2/abort"): lambda: self._abort(url),
             ("GET", "/oauth/callback"): lambda: _answer(url, 303, "/webrtc/app"),
             ("GET", "/webrtc/app"): lambda: _answer(url, 200, html="<p>app</p>"),
         }
@@ -121,6 +128,18 @@ def test_login_and_consent_pages_walked_to_the_clients_redirect():
     sent = len(server.requests)
     callback = browser_actions.run("http", {"follow": "location"}, state, env)
     assert urlsplit(callback.url).path == "/oauth/callback" and len(server.requests) == sent
+
+
+def test_deny_follows_the_consent_pages_cancel_link():
+    server = OidcProviderLike()
+    browser = RedirectFollowingBrowser(server)
+    state, env, evidence = _case(browser)
+    browser_actions.run("http", {"url": f"{APP}/webrtc"}, state, env)
+    browser_actions.run("http", {"follow": "location", "follow_own_redirects": True}, state, env)
+    final = browser_actions.run("http", {"form_from_previous": {"sign_in": ALICE | {"consent": "deny"}}}, state, env)
+    assert final.header_values("Location") == [DENIED]
+    assert ("GET", "/interaction/u2/abort", {}) in server.requests
+    assert not [p for m, p, f in server.requests if p == "/interaction/u2/confirm"]  # never granted
 
 
 def test_the_walk_has_one_deadline():
