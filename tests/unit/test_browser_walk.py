@@ -5,9 +5,14 @@ the page is the last one) against a scripted server shaped like oidc-provider (3
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import SimpleNamespace
 from urllib.parse import urljoin, urlsplit
 
+import pytest
+from playwright.sync_api import TimeoutError as NavigationTimeout
+
+from conformance.drivers.browser import BrowserUe
 from conformance.drivers.http import parse_forms, resolve_location
 from conformance.events import HttpExchange, Nothing
 from conformance.run import browser_actions, browser_walk
@@ -150,3 +155,16 @@ def test_the_walk_has_one_deadline():
     assert send("GET", f"{APP}/webrtc", None).status == 303
     now[0] = browser_walk.WALK_STEP_TIMEOUTS * env.timeout_s  # the whole walk's time is used up
     assert isinstance(send("GET", f"{AS}/authorize?client_id=app&state=s", None), Nothing)
+
+
+def test_a_page_that_never_loads_is_silence_not_a_harness_error():
+    @contextmanager
+    def never_navigates(timeout, wait_until):
+        yield None
+        raise NavigationTimeout(f"Timeout {timeout}ms exceeded")
+
+    browser = BrowserUe.__new__(BrowserUe)  # no Chromium: only the page's navigation wait
+    browser.observed = []
+    browser.page = SimpleNamespace(url=f"{AS}/interaction/u2", expect_navigation=never_navigates)
+    with pytest.raises(ConnectionError, match="no page loaded within 2 s"):
+        browser._navigated(lambda: None, 2.0)
