@@ -78,7 +78,7 @@ report: node-deps
 # Each part runs in its own network namespace (root), starts its processes, runs the whole
 # catalog and stops them by PID; every part runs even when an earlier one fails.
 INTEROP_RUNS := kamailio:interop-kamailio kamailio:interop-kamailio-tcp kamailio:interop-kamailio-browser kamailio:interop-kamailio-browser-direct \
-  oidc-provider:interop-oidc-provider oidc-provider:interop-oidc-provider-introspection
+  oidc-provider:interop-oidc-provider oidc-provider:interop-oidc-provider-introspection oidc-provider:interop-oidc-provider-browser
 interop: install
 	@rc=0; for run in $(INTEROP_RUNS); do part=$${run%%:*}; profile=$${run#*:}; \
 	  echo "== interop $$profile"; \

@@ -191,9 +191,15 @@ class BrowserUe:
     def _navigated(self, action, timeout_s: float) -> HttpExchange:
         """Run `action` (a click, a goto), wait for the page to load, return the first hop; the
         others wait for the following steps (`follow: location`, or a GET of the same URL)."""
+        from playwright.sync_api import TimeoutError as NavigationTimeout
+
         self.observed.clear()
-        with self.page.expect_navigation(timeout=timeout_s * 1000, wait_until="load") as nav:
-            action()
+        try:
+            with self.page.expect_navigation(timeout=timeout_s * 1000, wait_until="load") as nav:
+                action()
+        except NavigationTimeout as exc:
+            # the server kept the page waiting past the step's deadline: silence, not a harness defect
+            raise ConnectionError(f"no page loaded within {timeout_s:.3g} s ({self.page.url})") from exc
         hops = self._navigation_hops(nav.value)
         if not hops:
             raise ConnectionError("the browser loaded nothing")

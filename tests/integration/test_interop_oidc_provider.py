@@ -68,8 +68,9 @@ def test_oidc_provider_as_and_flow_cases(tmp_path, profile_name, state_dir, veri
     assert results[flow_case]["verdict"] == "pass", output
     assert results["TP_AS_META_001"]["verdict"] == "pass", output
     expected = {d["id"]: d["verdict"] for d in yaml.safe_load(DEVIATIONS_FILE.read_text())}
+    # a violated SHOULD passes with a warning (TP_AS_PEER_004's error code): not a deviation
     unexpected = {i: r["verdict"] for i, r in results.items()
-                  if r["verdict"] not in ("pass", "not applicable") and i not in expected}
+                  if r["verdict"] not in ("pass", "pass with warnings", "not applicable") and i not in expected}
     assert not unexpected, output
     # each deviation is oidc-provider's and got the verdict its entry names, never an error
     ran = {i: r["verdict"] for i, r in results.items() if r["verdict"] != "not applicable"}

@@ -1,0 +1,58 @@
+"""The browser UE (headless Chromium, the 3rdWWS's JsSIP client) through oidc-provider's own login
+and consent pages (interop/oidc-provider, profiles/interop-oidc-provider-browser.yaml): only the
+1-22 flow case TP_FLOW_REG_001, in its own network namespace, leaving no process behind. The whole
+catalog in this mode is `make interop` (docs/interop.md).
+
+Needs root (ip netns), `make node-deps` (oidc-provider, the JsSIP bundle) and Debian's chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / "profiles" / "interop-oidc-provider-browser.yaml"
+DEVIATIONS_FILE = REPO / "profiles" / "interop-oidc-provider.deviations.yaml"
+RUN_TIMEOUT_S = 60  # start, one case, stop: about 12 s on an idle machine
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace (ip netns)"),
+    pytest.mark.skipif(not (REPO / "node_modules" / "oidc-provider").is_dir(), reason="make node-deps"),
+    pytest.mark.skipif(not (REPO / "build" / "jssip.js").is_file(), reason="make node-deps (JsSIP bundle)"),
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian package chromium"),
+]
+
+
+def _pids_of(state: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and str(state).encode() in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_browser_walks_oidc_providers_pages_and_registers(tmp_path):
+    profile = tmp_path / PROFILE.name
+    profile.write_text(PROFILE.read_text().replace(".interop/oidc-provider-browser/", f"{tmp_path}/state/"))
+    shutil.copy(DEVIATIONS_FILE, tmp_path / DEVIATIONS_FILE.name)
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [str(REPO / "interop/netns.sh"), str(REPO / "interop/oidc-provider/run.sh"), str(profile), str(work),
+         "-k", "TP_FLOW_REG_001"],
+        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert not _pids_of(tmp_path / "state"), "processes left running\n" + output
+    results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
+    assert proc.returncode == 0, output
+    assert results["TP_FLOW_REG_001"]["verdict"] == "pass", output
+    # the browser went through oidc-provider's interaction pages (on the wire, in the capture's ladder)
+    assert "/interaction/" in (work / "ladders" / "TP_FLOW_REG_001.svg").read_text(), output
