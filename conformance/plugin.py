@@ -389,6 +389,9 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if _CAPTURE_KEY in config.stash:
         config.stash[_CAPTURE_KEY].close()
+    from conformance.run import provisioning_pool
+
+    provisioning_pool.close_all()  # the kept-alive provisioning connections, while their servers run
     peers = getattr(config, "_ims_peers", None)
     if peers is not None:
         peers.close()

@@ -135,6 +135,11 @@ class Dissector:
 
     def finish(self) -> Timeline:
         self.tcp.finish()
+        # No packet comes after the end of the capture. The reassembler's reference back to us
+        # (on_open) made the whole dissector, every connection's state included, cyclic garbage:
+        # about 25,000 objects per offline analysis that only the cyclic GC freed, 5-9 % of its
+        # CPU time (gc callbacks, issue 15). Without the cycle, reference counting frees them.
+        self.tcp.on_open = None
         return self.timeline.finalize()
 
     def client_randoms(self) -> list[bytes]:
@@ -234,6 +239,14 @@ class _Conn:
         self.app.eof(from_client, ts)
 
     def close(self, ts: float) -> None:
+        try:
+            self._close(ts)
+        finally:
+            # the reassembler never calls a closed connection again: break the _App -> _Conn
+            # back reference, so both are freed by reference counting (see Dissector.finish)
+            self.app.c = None
+
+    def _close(self, ts: float) -> None:
         if self.d.plaintext is not None:
             self.d.plaintext.tcp_close(self.conn.client, self.conn.server, ts)
         if self.tls is None:

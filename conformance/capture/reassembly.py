@@ -130,6 +130,12 @@ class TcpConnection:
         return self.rst or (self.c2s.fin_seen and self.s2c.fin_seen)
 
 
+def _sinks(handler, from_client: bool) -> tuple[Callable[[bytes, float], None], Callable[[int, float], None]]:
+    """(data sink, gap sink) of one direction of a connection, for `Direction.segment`."""
+    return (lambda data, ts: handler.data(from_client, data, ts),
+            lambda missing, ts: handler.gap(from_client, missing, ts))
+
+
 class TcpReassembler:
     """Tracks connections by 4-tuple and calls the consumer for each connection's events.
 
@@ -142,7 +148,9 @@ class TcpReassembler:
                  is_server: Callable[[str, int], bool] = lambda a, p: False):
         self.on_open = on_open
         self.is_server = is_server
-        self.conns: dict[tuple, tuple[TcpConnection, object]] = {}
+        # key -> (connection, handler, sinks per direction): the sinks are made once per
+        # connection, not two closures per segment (offline analysis, issue 15)
+        self.conns: dict[tuple, tuple[TcpConnection, object, dict]] = {}
         self.all: list[TcpConnection] = []
 
     def _key(self, pkt: IpPacket) -> tuple:
@@ -171,15 +179,14 @@ class TcpReassembler:
                 client, server = src, dst
             conn = TcpConnection(len(self.all), client, server, first_ts=pkt.ts, handshake_seen=bool(fresh_syn))
             self.all.append(conn)
-            entry = (conn, self.on_open(conn))
+            handler = self.on_open(conn)
+            entry = (conn, handler, {fc: _sinks(handler, fc) for fc in (True, False)})
             self.conns[key] = entry
-        conn, handler = entry
+        conn, handler, sinks = entry
         conn.last_ts = pkt.ts
         from_client = (pkt.src, pkt.sport) == conn.client
         dirn = conn.c2s if from_client else conn.s2c
-        dirn.segment(pkt,
-                     lambda data, ts: handler.data(from_client, data, ts),
-                     lambda missing, ts: handler.gap(from_client, missing, ts))
+        dirn.segment(pkt, *sinks[from_client])
         if pkt.flags & RST:
             conn.rst = True
         if dirn.fin_seen and not dirn.pending and not dirn.eof_sent:
@@ -187,11 +194,11 @@ class TcpReassembler:
             handler.eof(from_client, dirn.fin_ts)
 
     def _close(self, entry, ts: float) -> None:
-        conn, handler = entry
+        conn, handler, sinks = entry
         for from_client, dirn in ((True, conn.c2s), (False, conn.s2c)):
             if dirn.pending:
-                dirn.flush_gap(ts, lambda m, t, fc=from_client: handler.gap(fc, m, t),
-                               lambda d, t, fc=from_client: handler.data(fc, d, t))
+                data_sink, gap_sink = sinks[from_client]
+                dirn.flush_gap(ts, gap_sink, data_sink)
             if dirn.fin_seen and not dirn.eof_sent:
                 dirn.eof_sent = True
                 handler.eof(from_client, dirn.fin_ts)

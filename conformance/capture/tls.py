@@ -193,10 +193,14 @@ class _Keys:
     etm: bool = False  # RFC 7366 encrypt-then-MAC (CBC only)
 
     def __post_init__(self):
+        self._iv_int: int | None = None
         self._aead = None if self.suite.kind == "cbc" else _aead(self.suite.kind, self.key)
 
     def _nonce(self) -> bytes:
-        return (int.from_bytes(self.iv, "big") ^ self.seq).to_bytes(len(self.iv), "big")
+        iv = self._iv_int
+        if iv is None:  # converted once per direction, not per record
+            iv = self._iv_int = int.from_bytes(self.iv, "big")
+        return (iv ^ self.seq).to_bytes(len(self.iv), "big")
 
     def open13(self, header: bytes, body: bytes) -> tuple[int, bytes]:
         """RFC 8446 5.2: TLSInnerPlaintext = content || ContentType type || zeros."""
@@ -324,21 +328,33 @@ class TlsConnection:
         d = self.c if from_client else self.s
         if self.failed:
             return []
-        d.buf += data
+        # Records are cut from one bytes object by position and what is left kept once at the
+        # end: deleting each record from the front of the bytearray moved the rest of the buffer
+        # every time, and copied header and body again (offline analysis, issue 15).
+        if d.buf:
+            d.buf += data
+            buf = bytes(d.buf)
+        else:
+            buf = bytes(data)  # no copy when it is bytes already
         out: list[TlsEvent] = []
-        while len(d.buf) >= 5:
-            ctype, version, length = d.buf[0], bytes(d.buf[1:3]), struct.unpack_from("!H", d.buf, 3)[0]
-            if ctype not in (20, 21, 22, 23, 24) or d.buf[1] != 3 or length > MAX_RECORD:
-                self.failed = f"invalid TLS record header {bytes(d.buf[:5]).hex()}"
-                out.append(TlsEvent("error", from_client, bytes(d.buf), self.failed))
-                d.buf.clear()
+        pos, end = 0, len(buf)
+        while end - pos >= 5:
+            ctype, length = buf[pos], (buf[pos + 3] << 8) | buf[pos + 4]
+            if ctype not in (20, 21, 22, 23, 24) or buf[pos + 1] != 3 or length > MAX_RECORD:
+                self.failed = f"invalid TLS record header {buf[pos:pos + 5].hex()}"
+                out.append(TlsEvent("error", from_client, buf[pos:], self.failed))
+                pos = end
                 break
-            if len(d.buf) < 5 + length:
+            if end - pos < 5 + length:
                 break
-            header, body = bytes(d.buf[:5]), bytes(d.buf[5:5 + length])
-            del d.buf[:5 + length]
+            header, version, body = buf[pos:pos + 5], buf[pos + 1:pos + 3], buf[pos + 5:pos + 5 + length]
+            pos += 5 + length
             d.records += 1
             out += self._record(from_client, d, ctype, version, header, body)
+        if pos < end:
+            d.buf = bytearray(buf[pos:])
+        elif d.buf:
+            d.buf.clear()
         return out
 
     # -- records ------------------------------------------------------------------------------

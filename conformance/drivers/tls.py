@@ -191,6 +191,10 @@ def open_tcp(host: str, port: int, timeout_s: float, source_address: tuple[str, 
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     family, stype, proto, _, addr = infos[0]
     sock = TranscriptSocket(family, stype, proto)
+    # Each write is a whole message (a WebSocket frame, a handshake request): send it at once.
+    # With Nagle's algorithm a write made while an earlier one is unacknowledged waited for the
+    # peer's delayed ACK (~40 ms on Linux); urllib3 (HTTP) and websocket-client set this too.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(timeout_s)
     try:
         if source_address:

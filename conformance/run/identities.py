@@ -177,24 +177,36 @@ class IdentityProvider:
         if redactor is not None:  # provisioned passwords are secrets like the profile's
             redactor.add("user.password", user["password"])
             redactor.add("user.tp_password", user["tp_password"])
-        from conformance.drivers.http import HttpDriver
         from conformance.events import Garbage
+        from conformance.run import provisioning_pool
 
         url = self.provisioning["url"]
+        headers = {"Authorization": f"Bearer {self.provisioning.get('token', '')}"}
         # bounded like a step: timeouts.connect_ms for connect + TLS, timeouts.step_ms in total
         bound = Deadline(self.profile.step_timeout_ms / 1000.0, self.clock,
                          connect_s=self.profile.connect_timeout_ms / 1000.0)
-        driver = HttpDriver(ca_bundle=ca)
-        try:
-            with bound.active():
-                r = driver.request("POST", url, json_body=user, send_cookies=False,
-                                   headers={"Authorization": f"Bearer {self.provisioning.get('token', '')}"})
-        except ConnectionError as exc:
-            raise ProvisioningError(f"{url}: {exc}") from exc
-        finally:
-            driver.close()
-        if isinstance(r, Garbage):
-            raise ProvisioningError(f"{url}: {r.reason}")
+        for attempt in (1, 2):
+            pooled = provisioning_pool.client(url, ca)
+            # A kept-alive connection may be closed by the server at any moment (its idle
+            # timeout); urllib3 notices most closes before reusing it, and a request lost to the
+            # rest is sent once more on a new connection. Provisioning a fresh, randomly named
+            # user is ours to retry: a duplicate would be refused, never silently shared.
+            may_be_stale = pooled.requests > 0 and attempt == 1
+            try:
+                with pooled.lock, bound.active():
+                    r = pooled.driver.request("POST", url, json_body=user, send_cookies=False, headers=headers)
+            except ConnectionError as exc:
+                provisioning_pool.discard(url, ca)
+                if may_be_stale:
+                    continue
+                raise ProvisioningError(f"{url}: {exc}") from exc
+            if isinstance(r, Garbage):
+                provisioning_pool.discard(url, ca)
+                if may_be_stale and not r.raw:
+                    continue
+                raise ProvisioningError(f"{url}: {r.reason}")
+            pooled.requests += 1
+            break
         if r.status not in (200, 201):
             raise ProvisioningError(f"{url} answered {r.status}: {r.text[:200]}")
         return user
