@@ -95,6 +95,11 @@ class PeerSet:
             self._servers.append(server)
             self._by_node[name] = server
 
+    def server_of(self, node: str):
+        """The emulated node's server (None when the vendor supplies it): the emulated P-CSCF hands
+        the core's requests for a UE to the emulated WSF in this process."""
+        return self._by_node.get(node)
+
     def pause(self, nodes: set[str]) -> None:
         """Stop listening as `nodes` for one test case (`down: true`: the SUT's connections are
         refused, as with a peer that is not running); resume() listens again."""

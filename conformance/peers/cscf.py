@@ -22,6 +22,7 @@ from contextlib import suppress
 from conformance.codec import sip
 from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_name_addr
 from conformance.events import SipReceived
+from conformance.peers.pcscf_routing import DialogRouting
 
 MAX_EXPIRES = 600000
 TIMER_F_S = 32.0  # RFC 3261 17.1.2.2: 64*T1, the longest the P-CSCF waits for the S-CSCF
@@ -40,6 +41,7 @@ class EmulatedCscf:
         self._pending: dict[str, asyncio.Future] = {}  # branch -> the S-CSCF's final answer (proxy)
         self.transport = str((getattr(peers.profile, "pics", None) or {}).get("core.transport", "udp"))
         self.scscf = (peers.profile.pixit.get("nodes") or {}).get("scscf")
+        self.dialog_routing = DialogRouting(self)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -105,6 +107,11 @@ class EmulatedCscf:
             self.peers.board.record(self.role, req.method, event, "forwarded to the S-CSCF")
             send((await self.proxy(req)).serialize())
             return
+        if self.role == "pcscf" and not self.whole_core and req.method != "REGISTER" and script is None:
+            routed = await self.dialog_routing.route(req, event, peer)
+            if routed is not None:
+                send(routed.serialize())
+                return
         resp = self.default_answer(req)
         if script is not None:
             resp = self.scripted(req, resp, script)
