@@ -48,7 +48,7 @@ QUALIFIERS = vocabulary_subjects.QUALIFIERS.names()
 OPERATORS = vocabulary_operators.OPERATORS.names()
 PLAYED_NODES = ("as", "pcscf", "scscf", "wsf", "3rdwws")  # nodes the harness can play (conformance/peers)
 # the SUTs whose lifecycle cases (tag `lifecycle`) the emulated peers serve (docs/peers.md)
-LIFECYCLE_PLAYED_FOR = ("scscf",)
+LIFECYCLE_PLAYED_FOR = ("scscf", "wsf")
 # Names an action saves without a `save:` block (visible to ${saved.*} afterwards).
 OAUTH_SAVES = {"pkce": ("code_verifier", "code_challenge", "code_challenge_method"), "state": ("state",),
                "nonce": ("nonce",)}
@@ -240,17 +240,19 @@ class TestCase:
     def lifecycle_unplayed(self, played: set[str]) -> str:
         """Why the emulated peers cannot serve this lifecycle case ('' when they can): they play the
         lifecycle procedures an S-CSCF's cases need (re-registration, expiry, de-registration, the
-        reg-event dialog routed both ways: conformance/peers/wsf_flows.py, pcscf_routing.py), not
-        yet a registrar with reg events for the WSF's or 3rdWWS's cases, and the emulated AS has no
-        operator trigger of a network-initiated de-registration (pixit.lifecycle.deregister_url)."""
+        reg-event dialog routed both ways: conformance/peers/wsf_flows.py, pcscf_routing.py) and a
+        WSF's (a registrar with bindings and reg events: registrar.py), not yet the 3rdWWS's; the
+        emulated AS's de-registration trigger (pixit.lifecycle.deregister_url) reaches only the
+        emulated core."""
         if self.sut not in LIFECYCLE_PLAYED_FOR:
             return (f"the registration lifecycle after step 22 (reg event, expiry, re-registration, "
                     f"network-initiated de-registration) needs the real {', '.join(sorted(played))}: "
                     f"the emulated peers play it only for the {', '.join(LIFECYCLE_PLAYED_FOR)}'s cases "
                     "(docs/peers.md)")
-        if "as" in played and "pixit.lifecycle.deregister_url" in self.requires_pixit:
+        if {"as"} <= played and "scscf" not in played and "pixit.lifecycle.deregister_url" in self.requires_pixit:
             return ("the network-initiated de-registration is triggered at the operator's AS "
-                    "(pixit.lifecycle.deregister_url); the emulated AS has no such trigger (docs/peers.md)")
+                    "(pixit.lifecycle.deregister_url); the emulated AS reaches only an emulated "
+                    "S-CSCF, not a supplied one (docs/peers.md)")
         return ""
 
     def nodes_reached(self) -> set[str]:

@@ -41,18 +41,19 @@ def test_an_scscf_lifecycle_case_runs_with_the_other_nodes_played():
     assert core.unsupplied(_nodes(pcscf=False, wsf=False)) == ""  # not a lifecycle case: it runs alone
 
 
-def test_a_network_deregistration_case_needs_the_real_as_trigger():
+def test_a_network_deregistration_case_needs_the_as_trigger_and_the_core_on_one_side():
     tc = _case("lifecycle/TP_SCSCF_NETDEREG_001.yaml")
     assert tc.unsupplied(_nodes(pcscf=False, wsf=False)) == ""
-    reason = tc.unsupplied(_nodes(pcscf=False, wsf=False, **{"as": False}))
+    reason = tc.unsupplied(_nodes(pcscf=False, wsf=False, **{"as": False}))  # a real S-CSCF, an emulated AS
     assert "deregister_url" in reason and "emulated AS" in reason
 
 
-def test_a_wsf_lifecycle_case_needs_the_real_core():
-    tc = _case("lifecycle/TP_WSF_RER_001.yaml")
-    assert tc.unsupplied(_nodes()) == ""
-    reason = tc.unsupplied(_nodes(pcscf=False, scscf=False))
-    assert "lifecycle" in reason and "pcscf, scscf" in reason
+def test_a_wsf_lifecycle_case_runs_with_the_core_played_a_3rdwws_one_does_not():
+    assert _case("lifecycle/TP_WSF_RER_001.yaml").unsupplied(_nodes(pcscf=False, scscf=False)) == ""
+    assert _case("lifecycle/TP_WSF_REGEV_002.yaml").unsupplied(
+        _nodes(pcscf=False, scscf=False, **{"as": False, "3rdwws": False})) == ""
+    reason = _case("lifecycle/TP_3RDWWS_ORG_001.yaml").unsupplied(_nodes(wsf=False, pcscf=False, scscf=False))
+    assert "lifecycle" in reason and "pcscf, scscf, wsf" in reason
 
 
 def test_the_peers_key_log_is_not_required_before_the_peers_start(tmp_path):
