@@ -48,7 +48,7 @@ QUALIFIERS = vocabulary_subjects.QUALIFIERS.names()
 OPERATORS = vocabulary_operators.OPERATORS.names()
 PLAYED_NODES = ("as", "pcscf", "scscf", "wsf", "3rdwws")  # nodes the harness can play (conformance/peers)
 # the SUTs whose lifecycle cases (tag `lifecycle`) the emulated peers serve (docs/peers.md)
-LIFECYCLE_PLAYED_FOR = ("scscf", "wsf")
+LIFECYCLE_PLAYED_FOR = ("scscf", "wsf", "3rdwws")
 # Names an action saves without a `save:` block (visible to ${saved.*} afterwards).
 OAUTH_SAVES = {"pkce": ("code_verifier", "code_challenge", "code_challenge_method"), "state": ("state",),
                "nonce": ("nonce",)}
@@ -240,10 +240,10 @@ class TestCase:
     def lifecycle_unplayed(self, played: set[str]) -> str:
         """Why the emulated peers cannot serve this lifecycle case ('' when they can): they play the
         lifecycle procedures an S-CSCF's cases need (re-registration, expiry, de-registration, the
-        reg-event dialog routed both ways: conformance/peers/wsf_flows.py, pcscf_routing.py) and a
-        WSF's (a registrar with bindings and reg events: registrar.py), not yet the 3rdWWS's; the
-        emulated AS's de-registration trigger (pixit.lifecycle.deregister_url) reaches only the
-        emulated core."""
+        reg-event dialog routed both ways: conformance/peers/wsf_flows.py, pcscf_routing.py), a
+        WSF's (a registrar with bindings and reg events: registrar.py) and a 3rdWWS's (Origin at
+        its relay WebSocket); no other node has lifecycle cases yet. The emulated AS's
+        de-registration trigger (pixit.lifecycle.deregister_url) reaches only the emulated core."""
         if self.sut not in LIFECYCLE_PLAYED_FOR:
             return (f"the registration lifecycle after step 22 (reg event, expiry, re-registration, "
                     f"network-initiated de-registration) needs the real {', '.join(sorted(played))}: "

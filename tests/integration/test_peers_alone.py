@@ -7,9 +7,9 @@ cases give the same verdicts as in the full network, case by case, except:
   de-registration after step 22) the emulated peers cannot serve: alone they are not applicable,
   with that reason (conformance/model/testcase.py `lifecycle_unplayed`). They serve the S-CSCF's
   (the emulated WSF and P-CSCF route the reg-event dialog both ways), except the two whose
-  network-initiated de-registration is triggered at the operator's AS, and the WSF's (the
-  emulated core is a registrar with reg events, the emulated AS has the trigger); not yet the
-  3rdWWS's.
+  network-initiated de-registration is triggered at the operator's AS, the WSF's (the
+  emulated core is a registrar with reg events, the emulated AS has the trigger) and the
+  3rdWWS's (Origin at its relay WebSocket).
 That each fault of the node is still caught alone is test_fault_matrix.py's job (the matrix's
 "caught alone" column). Run inside interop/netns.sh like every test that starts a network."""
 
