@@ -47,6 +47,8 @@ SUBJECTS = vocabulary_subjects.SUBJECTS.names()
 QUALIFIERS = vocabulary_subjects.QUALIFIERS.names()
 OPERATORS = vocabulary_operators.OPERATORS.names()
 PLAYED_NODES = ("as", "pcscf", "scscf", "wsf", "3rdwws")  # nodes the harness can play (conformance/peers)
+# the SUTs whose lifecycle cases (tag `lifecycle`) the emulated peers serve (docs/peers.md)
+LIFECYCLE_PLAYED_FOR = ("scscf", "wsf", "3rdwws")
 # Names an action saves without a `save:` block (visible to ${saved.*} afterwards).
 OAUTH_SAVES = {"pkce": ("code_verifier", "code_challenge", "code_challenge_method"), "state": ("state",),
                "nonce": ("nonce",)}
@@ -222,9 +224,9 @@ class TestCase:
             return f"the end-to-end flow needs every node; the profile does not supply {', '.join(absent)}"
         played = {n for n in absent if n in PLAYED_NODES}
         if "lifecycle" in self.tags and played:
-            return (f"the registration lifecycle after step 22 (reg event, expiry, re-registration, "
-                    f"network-initiated de-registration) needs the real {', '.join(sorted(played))}: "
-                    "the emulated peers do not play it (docs/peers.md)")
+            why = self.lifecycle_unplayed(played)
+            if why:
+                return why
         needed = sorted(self.scripted_peers() - played)
         if needed:
             return (f"the case scripts the emulated {', '.join(needed)}; the profile supplies it, "
@@ -233,6 +235,24 @@ class TestCase:
         if missing:
             return (f"the case needs {', '.join(missing)}, which the profile does not supply and the "
                     "harness does not play")
+        return ""
+
+    def lifecycle_unplayed(self, played: set[str]) -> str:
+        """Why the emulated peers cannot serve this lifecycle case ('' when they can): they play the
+        lifecycle procedures an S-CSCF's cases need (re-registration, expiry, de-registration, the
+        reg-event dialog routed both ways: conformance/peers/wsf_flows.py, pcscf_routing.py), a
+        WSF's (a registrar with bindings and reg events: registrar.py) and a 3rdWWS's (Origin at
+        its relay WebSocket); no other node has lifecycle cases yet. The emulated AS's
+        de-registration trigger (pixit.lifecycle.deregister_url) reaches only the emulated core."""
+        if self.sut not in LIFECYCLE_PLAYED_FOR:
+            return (f"the registration lifecycle after step 22 (reg event, expiry, re-registration, "
+                    f"network-initiated de-registration) needs the real {', '.join(sorted(played))}: "
+                    f"the emulated peers play it only for the {', '.join(LIFECYCLE_PLAYED_FOR)}'s cases "
+                    "(docs/peers.md)")
+        if {"as"} <= played and "scscf" not in played and "pixit.lifecycle.deregister_url" in self.requires_pixit:
+            return ("the network-initiated de-registration is triggered at the operator's AS "
+                    "(pixit.lifecycle.deregister_url); the emulated AS reaches only an emulated "
+                    "S-CSCF, not a supplied one (docs/peers.md)")
         return ""
 
     def nodes_reached(self) -> set[str]:

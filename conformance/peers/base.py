@@ -44,6 +44,10 @@ class Users:
         with self._lock:
             return self.by_web_id.get(web_id)
 
+    def by_impu(self, impu: str) -> dict | None:
+        with self._lock:
+            return next((u for u in self.by_web_id.values() if impu in (u.get("impus") or [])), None)
+
     def by_impi(self, impi: str) -> dict | None:
         with self._lock:
             return next((u for u in self.by_web_id.values() if u.get("impi") == impi), None)
@@ -94,6 +98,18 @@ class PeerSet:
             await server.start()
             self._servers.append(server)
             self._by_node[name] = server
+
+    def server_of(self, node: str):
+        """The emulated node's server (None when the vendor supplies it): the emulated P-CSCF hands
+        the core's requests for a UE to the emulated WSF in this process."""
+        return self._by_node.get(node)
+
+    def emulated_core(self):
+        """The emulated CSCF that answers for the S-CSCF (its registrar), None with a supplied S-CSCF."""
+        if "scscf" not in self._by_node:
+            return None
+        pcscf = self._by_node.get("pcscf")
+        return pcscf if pcscf is not None and pcscf.whole_core else self._by_node["scscf"]
 
     def pause(self, nodes: set[str]) -> None:
         """Stop listening as `nodes` for one test case (`down: true`: the SUT's connections are

@@ -22,8 +22,9 @@ from contextlib import suppress
 from conformance.codec import sip
 from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_name_addr
 from conformance.events import SipReceived
+from conformance.peers.pcscf_routing import DialogRouting
+from conformance.peers.registrar import Change, Registrar
 
-MAX_EXPIRES = 600000
 TIMER_F_S = 32.0  # RFC 3261 17.1.2.2: 64*T1, the longest the P-CSCF waits for the S-CSCF
 
 
@@ -40,6 +41,8 @@ class EmulatedCscf:
         self._pending: dict[str, asyncio.Future] = {}  # branch -> the S-CSCF's final answer (proxy)
         self.transport = str((getattr(peers.profile, "pics", None) or {}).get("core.transport", "udp"))
         self.scscf = (peers.profile.pixit.get("nodes") or {}).get("scscf")
+        self.dialog_routing = DialogRouting(self)
+        self.registrar = Registrar(self)  # bindings and reg events when it answers for the core
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -71,6 +74,8 @@ class EmulatedCscf:
                 for msg in parser.feed(data):
                     if isinstance(msg, sip.Request):
                         await self.on_request(msg, bytes(msg), "tcp", peer, writer.write, writer.close)
+                    elif isinstance(msg, sip.Response):  # the edge answers a NOTIFY of the core
+                        self.on_response(msg)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -105,11 +110,47 @@ class EmulatedCscf:
             self.peers.board.record(self.role, req.method, event, "forwarded to the S-CSCF")
             send((await self.proxy(req)).serialize())
             return
-        resp = self.default_answer(req)
+        if self.role == "pcscf" and not self.whole_core and req.method != "REGISTER" and script is None:
+            routed = await self.dialog_routing.route(req, event, peer)
+            if routed is not None:
+                send(routed.serialize())
+                return
+        if req.method == "SUBSCRIBE" and script is None and self.whole_core:
+            resp, sub = self.registrar.subscribe(req, send, self.peers.users.by_impu)
+            self._record(req.method, event, f"{resp.status}")
+            send(resp.serialize())
+            if sub is not None:  # RFC 6665 4.2.1: at once a NOTIFY with the state (or its end)
+                self.spawn(self.send_notify(sub, self.registrar.notify(
+                    sub, terminated="timeout" if sub.expires_at <= self.registrar.clock() else None)))
+            return
+        resp, change = self.default_answer(req)
         if script is not None:
             resp = self.scripted(req, resp, script)
         self._record(req.method, event, f"{resp.status}" + (" (scripted)" if script is not None else ""))
         send(resp.serialize())
+        if change is not None and script is None:  # RFC 3680 4.7: every change to the subscribers
+            for sub in self.registrar.subscribers(change.aor):
+                self.spawn(self.send_notify(sub, self.registrar.notify(sub, change)))
+
+    async def send_notify(self, sub, notify: sip.Request) -> None:
+        """A NOTIFY of the core to the edge the SUBSCRIBE came from; its answer (or none within
+        Timer F) ends the transaction: nothing else depends on it."""
+        branch = sip.new_branch()
+        notify.headers.prepend("Via", f"SIP/2.0/{self.transport.upper()} {self.host}:{self.port};branch={branch};rport")
+        answered = asyncio.get_running_loop().create_future()
+        self._pending[branch] = answered
+        try:
+            sub.send(notify.serialize())
+            await asyncio.wait_for(answered, TIMER_F_S)
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            self._pending.pop(branch, None)
+
+    def network_deregister(self, impu: str, event: str) -> None:
+        """The operator's trigger (the emulated AS's /admin/deregister, docs/peers.md)."""
+        for sub, notify in self.registrar.network_deregister(impu, event):
+            self.spawn(self.send_notify(sub, notify))
 
     def _record(self, method: str, event, answered: str) -> None:
         if event is not None:  # None: recorded when the scripted delay began
@@ -176,23 +217,29 @@ class EmulatedCscf:
             resp.body = script.body.encode()
         return resp
 
-    def default_answer(self, req: sip.Request) -> sip.Response:
+    def default_answer(self, req: sip.Request) -> tuple[sip.Response, Change | None]:
+        """The answer, and the change to the bindings a REGISTER made (registrar.py)."""
         if req.method == "OPTIONS":
-            return sip.make_response(req, 200, to_tag=sip.new_tag())
+            return sip.make_response(req, 200, to_tag=sip.new_tag()), None
         if req.method != "REGISTER":
-            return sip.make_response(req, 501, "Not Implemented (emulated core: REGISTER only)", to_tag=sip.new_tag())
+            return sip.make_response(req, 501, "Not Implemented (emulated core: REGISTER and SUBSCRIBE only)",
+                                     to_tag=sip.new_tag()), None
         impi = _auth_done_impi(req)
         if impi is None:  # TS 24.229 5.4.1.2.1: not a trusted-node request: challenge
             resp = sip.make_response(req, 401, to_tag=sip.new_tag())
             resp.headers.add("WWW-Authenticate", f'Digest realm="{self.home_domain}", '
                              f'nonce="{secrets.token_hex(16)}", algorithm=AKAv1-MD5, qop="auth"')
-            return resp
+            return resp, None
         user = self.peers.users.by_impi(impi)
         if user is None:
-            return sip.make_response(req, 403, "Forbidden (unknown IMPI)", to_tag=sip.new_tag())
+            return sip.make_response(req, 403, "Forbidden (unknown IMPI)", to_tag=sip.new_tag()), None
+        refused, change = self.registrar.register(req)
+        if refused is not None:
+            return refused, None
         resp = sip.make_response(req, 200, to_tag=sip.new_tag())
-        for value in req.headers.get_all("Contact"):
-            resp.headers.add("Contact", _with_expires(value, req.headers.get("Expires")))
+        aor = str(parse_name_addr(req.headers.get("To")).uri)
+        for value in self.registrar.contacts(aor):  # RFC 3261 10.3 step 8: every binding of the AOR
+            resp.headers.add("Contact", value)
         if self.role == "pcscf":  # the P-CSCF's Path is the first the S-CSCF sees (BINDING step 18)
             resp.headers.add("Path", f"<sip:term@{self.domain_name};lr>")
         for value in req.headers.get_all("Path"):
@@ -200,7 +247,7 @@ class EmulatedCscf:
         resp.headers.add("Service-Route", f"<sip:orig@scscf.{self.home_domain};lr>")
         for impu in user.get("impus") or []:
             resp.headers.add("P-Associated-URI", f"<{impu}>")
-        return resp
+        return resp, change
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -233,18 +280,3 @@ def _auth_done_impi(req: sip.Request) -> str | None:
         if cred.scheme.lower() == "digest" and (params.get("integrity-protected") or "").strip('"') == "auth-done":
             return (params.get("username") or "").strip('"') or None
     return None
-
-
-def _with_expires(contact: str, expires_header: str | None) -> str:
-    """The Contact as registered, with the expires granted (the requested one, capped)."""
-    try:
-        na = parse_name_addr(contact)
-    except HeaderError:
-        return contact
-    wanted = na.params.get("expires") or expires_header or "3600"
-    try:
-        granted = min(int(wanted), MAX_EXPIRES)
-    except ValueError:
-        granted = 3600
-    na.params["expires"] = str(granted)
-    return str(na)

@@ -72,7 +72,8 @@ class EmulatedAs:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._tls = None
-        self.clients = _clients(self.oauth)
+        lifetime = (peers.profile.raw.get("peers") or {}).get("token_lifetime_s") or TOKEN_LIFETIME_S
+        self.clients = _clients(self.oauth, int(lifetime))
 
     def _client_ok(self, creds: tuple[str, str] | None) -> bool:
         client = self.clients.get(creds[0]) if creds else None
@@ -90,6 +91,7 @@ class EmulatedAs:
             web.post("/introspect", self.introspect),
             web.post("/revoke", self.revoke),
             web.post("/admin/users", self.admin_users),
+            *self._deregister_route(),
         ])
         self._tls, _ = pki.server_context(self.peers.profile, self.peers.workdir, self.node, self.peers.keylog)
         self._runner = web.AppRunner(app, access_log=None)
@@ -316,23 +318,52 @@ class EmulatedAs:
         return web.json_response({"web_id": user["web_id"]}, status=201)
 
 
+    def _deregister_route(self) -> list:
+        """The operator's trigger of a network-initiated de-registration, where the profile says
+        it is (pixit.lifecycle.deregister_url) when that is at this AS (docs/lifecycle.md section 9)."""
+        url = str((self.peers.profile.pixit.get("lifecycle") or {}).get("deregister_url") or "")
+        base = str(self.node.get("base_url") or "").rstrip("/")
+        if not base or not url.startswith(base + "/"):
+            return []
+        return [web.post(url[len(base):], self.admin_deregister)]
+
+    async def admin_deregister(self, request):
+        """Bearer pixit.lifecycle.deregister_token; JSON {impu, event: deactivated | rejected}: the
+        emulated core removes the IMPU's bindings and notifies its subscribers (registrar.py)."""
+        token = str((self.peers.profile.pixit.get("lifecycle") or {}).get("deregister_token") or "")
+        if not token or not _same(request.headers.get("Authorization", ""), f"Bearer {token}"):
+            return web.json_response({"error": "invalid_token"}, status=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        event = body.get("event", "deactivated") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("impu"), str) or event not in ("deactivated", "rejected"):
+            return web.json_response({"error": "invalid_request"}, status=400)
+        core = self.peers.emulated_core()
+        if core is None:  # a supplied S-CSCF has its own trigger (its vendor's PIXIT)
+            return web.json_response({"error": "the S-CSCF is not played by the harness"}, status=501)
+        core.network_deregister(body["impu"], event)
+        return web.json_response({"queued": True}, status=202)
+
+
 def _pkce_ok(verifier: str, challenge: str) -> bool:
     digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     return bool(verifier) and _same(digest, challenge)
 
 
-def _clients(oauth: dict) -> dict[str, dict]:
+def _clients(oauth: dict, lifetime: int = TOKEN_LIFETIME_S) -> dict[str, dict]:
     """The OAuth clients the emulated AS registers: the profile's third-party application, and
     its second clients when the profile names them (tokens that expire within seconds; tokens
     for another audience than the WSF's)."""
     audience = oauth.get("audience")
-    clients = {oauth.get("client_id"): {"secret": oauth.get("client_secret", ""), "lifetime": TOKEN_LIFETIME_S,
+    clients = {oauth.get("client_id"): {"secret": oauth.get("client_secret", ""), "lifetime": lifetime,
                                         "aud": audience}}
     short, other = oauth.get("short_lived_client") or {}, oauth.get("other_audience_client") or {}
     if short.get("client_id"):
         clients[short["client_id"]] = {"secret": short.get("client_secret", ""), "lifetime": SHORT_LIVED_S,
                                        "aud": audience}
     if other.get("client_id"):
-        clients[other["client_id"]] = {"secret": other.get("client_secret", ""), "lifetime": TOKEN_LIFETIME_S,
+        clients[other["client_id"]] = {"secret": other.get("client_secret", ""), "lifetime": lifetime,
                                        "aud": f"not-{audience}"}
     return clients

@@ -7,24 +7,27 @@ to the P-CSCF over `core.transport`: To/From the default IMPU of the mapping, th
 credential replaced by the trusted-node Digest (`integrity-protected="auth-done"`, TS 24.229
 5.4.1.2.2), its own Via, Max-Forwards decremented and a Path with `ob` (RFC 5626, RFC 7118 5).
 Responses come back with its Via removed. A token that does not verify gets 401 Bearer
-(RFC 8898 2.2) and nothing goes to the P-CSCF. REGISTER only: the binding asks nothing else of it.
+(RFC 8898 2.2) and nothing goes to the P-CSCF. Requests other than REGISTER on a registered flow
+(a reg-event SUBSCRIBE) and the core's requests back to the UE (its NOTIFYs) go along the flow
+(wsf_flows.py, docs/lifecycle.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 from http import HTTPStatus
 
 from websockets.asyncio.server import serve
 from websockets.datastructures import Headers as WsHeaders
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response as WsResponse
 
 from conformance.codec import sip
 from conformance.events import SipReceived
 from conformance.peers import pki
 from conformance.peers.token_check import TokenChecker
+from conformance.peers.wsf_flows import FlowTable
 
 TIMER_F_S = 32.0  # RFC 3261 17.1.2.2: 64*T1, the longest the WSF waits for the P-CSCF
 _BEARER = re.compile(r'^\s*Bearer\s+(?:access_token="([^"]+)"|([A-Za-z0-9\-._~+/]+=*))\s*$', re.I)
@@ -72,6 +75,7 @@ class EmulatedWsf:
         self.host = node["address"]
         self.name = node.get("tls_name") or self.host
         self._server = None
+        self.flows = FlowTable(self)
 
     async def start(self) -> None:
         ctx, _ = pki.server_context(self.peers.profile, self.peers.workdir, self.node, self.peers.keylog)
@@ -86,24 +90,37 @@ class EmulatedWsf:
         await self.checker.close()
 
     async def _connection(self, ws) -> None:
-        flow = secrets.token_hex(8)  # RFC 5626 flow token: names this WebSocket in the Path
+        flow = self.flows.open(ws)
         peer = ws.remote_address or ("", 0)
-        async for data in ws:
-            raw = data.encode() if isinstance(data, str) else data
-            try:
-                msg = sip.parse(raw)
-            except sip.SipParseError:
-                continue  # RFC 7118 / RFC 3261 18.3: what does not parse is discarded
-            if isinstance(msg, sip.Request):
+        try:
+            async for data in ws:
+                raw = data.encode() if isinstance(data, str) else data
                 try:
-                    resp = await self.on_request(msg, raw, peer, flow)
-                except Exception as exc:  # noqa: BLE001 - a bug of the emulated WSF makes the case an error
-                    self.peers.board.error(f"emulated wsf on {msg.method}: {type(exc).__name__}: {exc}")
+                    msg = sip.parse(raw)
+                except sip.SipParseError:
+                    continue  # RFC 7118 / RFC 3261 18.3: what does not parse is discarded
+                if isinstance(msg, sip.Response):  # the UE answers a request of the core (a NOTIFY)
+                    self.flows.answer_from_ue(msg)
                     continue
-                if resp is not None:
-                    await ws.send(resp.serialize().decode("utf-8", "replace"))
+                # each request in its own task: the UE's answer to a NOTIFY must not wait behind it
+                asyncio.get_running_loop().create_task(self._serve(ws, msg, raw, peer, flow))
+        finally:
+            self.flows.close(flow)
 
-    async def on_request(self, req: sip.Request, raw: bytes, peer, flow: str) -> sip.Response | None:
+    async def _serve(self, ws, msg: sip.Request, raw: bytes, peer, flow) -> None:
+        flow.started()
+        try:
+            resp = await self.on_request(msg, raw, peer, flow)
+            if resp is not None:
+                await ws.send(resp.serialize().decode("utf-8", "replace"))
+        except ConnectionClosed:
+            pass  # the UE went away before its answer: nothing to tell it
+        except Exception as exc:  # noqa: BLE001 - a bug of the emulated WSF makes the case an error
+            self.peers.board.error(f"emulated wsf on {msg.method}: {type(exc).__name__}: {exc}")
+        finally:
+            flow.answered()
+
+    async def on_request(self, req: sip.Request, raw: bytes, peer, flow) -> sip.Response | None:
         event = SipReceived(req, raw, "wss", f"{peer[0]}:{peer[1]}")
         board = self.peers.board
         script = board.script_for("wsf", req.method)
@@ -120,8 +137,7 @@ class EmulatedWsf:
                     resp.headers.set(name, value)
                 return resp
         if req.method != "REGISTER":
-            board.record("wsf", req.method, event, "501")
-            return sip.make_response(req, 501, "Not Implemented (emulated WSF: REGISTER only)", to_tag=sip.new_tag())
+            return await self._other_request(req, event, flow)
         token = bearer_token(req)
         mapping = await self.checker.verify(token) if token else None
         if mapping is None or not mapping.get("impu") or not mapping.get("impi"):
@@ -129,9 +145,25 @@ class EmulatedWsf:
             return self._unauthorized(req, "invalid_token" if token else None)
         board.record("wsf", req.method, event, "forwarded")
         fwd = forwarded_register(req, mapping["impi"], list(mapping["impu"]), home_domain=self.home_domain,
-                                 wsf_name=self.name, flow=flow)
+                                 wsf_name=self.name, flow=flow.token)
         answer = await self._to_pcscf(fwd)
         if answer is None:  # RFC 3261 16.7 item 6 / 17.1.2.2: Timer F fired
+            return sip.make_response(req, 408, to_tag=sip.new_tag())
+        answer.headers.remove_first("Via")
+        if answer.status == 200:  # the flow is registered: its identity asserts its later requests
+            flow.impus, flow.impi = list(mapping["impu"]), mapping["impi"]
+            flow.registers.append(fwd)
+        return answer
+
+    async def _other_request(self, req: sip.Request, event, flow) -> sip.Response:
+        """A request other than REGISTER from the UE (wsf_flows.py): to the P-CSCF on a registered flow."""
+        out = self.flows.towards_core(flow, req)
+        if isinstance(out, sip.Response):
+            self.peers.board.record("wsf", req.method, event, f"{out.status}")
+            return out
+        self.peers.board.record("wsf", req.method, event, "forwarded")
+        answer = await self._to_pcscf(out)
+        if answer is None:
             return sip.make_response(req, 408, to_tag=sip.new_tag())
         answer.headers.remove_first("Via")
         return answer

@@ -94,7 +94,9 @@ def alone_profile(net, node: str, directory: Path, name: str = "alone.yaml", **p
     for other, spec in doc["pixit"]["nodes"].items():
         spec["supplied"] = other == node
     cfg = net.cfg
-    doc["peers"] = {"tls": {"ca_cert": str(cfg.ca_file), "ca_key": str(cfg.pki_dir / "ca.key")}}
+    doc["peers"] = {"tls": {"ca_cert": str(cfg.ca_file), "ca_key": str(cfg.pki_dir / "ca.key")},
+                    # the emulated AS's tokens live as long as the network's would (expiry cases)
+                    "token_lifetime_s": cfg.options.token_lifetime_s}
     doc["pixit"]["sut_keylogs"] = [str(cfg.keylog(node))] if node in ("3rdwws", "as", "wsf") else []
     if node in NODES_WITHOUT_PROVISIONING:
         del doc["pixit"]["users"]["provisioning"]

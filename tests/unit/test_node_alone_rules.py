@@ -1,5 +1,5 @@
-"""Rules of a node tested alone (docs/peers.md): lifecycle cases are not applicable while the
-harness plays a node; the emulated peers' key log is not required before they start; the emulated
+"""Rules of a node tested alone (docs/peers.md): which lifecycle cases are not applicable while
+the harness plays a node; the emulated peers' key log is not required before they start; the emulated
 P-CSCF proxies to a supplied S-CSCF (a fake S-CSCF on a free port of 127.0.0.1)."""
 
 from __future__ import annotations
@@ -29,13 +29,37 @@ def _nodes(**supplied):
     return {**REFERENCE.pixit, "nodes": nodes}
 
 
-def test_a_lifecycle_case_needs_every_node_real():
-    tc = load_testcase(ROOT / "testcases" / "lifecycle" / "TP_SCSCF_EXP_001.yaml", ROOT / "testcases" / "fragments")
+def _case(path: str):
+    return load_testcase(ROOT / "testcases" / path, ROOT / "testcases" / "fragments")
+
+
+def test_an_scscf_lifecycle_case_runs_with_the_other_nodes_played():
+    tc = _case("lifecycle/TP_SCSCF_EXP_001.yaml")
     assert tc.unsupplied(_nodes()) == ""
-    reason = tc.unsupplied(_nodes(pcscf=False, wsf=False))
-    assert "lifecycle" in reason and "pcscf, wsf" in reason
-    core = load_testcase(ROOT / "testcases" / "scscf" / "TP_SCSCF_REG_001.yaml", ROOT / "testcases" / "fragments")
+    assert tc.unsupplied(_nodes(pcscf=False, wsf=False)) == ""  # the emulated WSF and P-CSCF route it
+    core = _case("scscf/TP_SCSCF_REG_001.yaml")
     assert core.unsupplied(_nodes(pcscf=False, wsf=False)) == ""  # not a lifecycle case: it runs alone
+
+
+def test_a_network_deregistration_case_needs_the_as_trigger_and_the_core_on_one_side():
+    tc = _case("lifecycle/TP_SCSCF_NETDEREG_001.yaml")
+    assert tc.unsupplied(_nodes(pcscf=False, wsf=False)) == ""
+    reason = tc.unsupplied(_nodes(pcscf=False, wsf=False, **{"as": False}))  # a real S-CSCF, an emulated AS
+    assert "deregister_url" in reason and "emulated AS" in reason
+
+
+def test_wsf_and_3rdwws_lifecycle_cases_run_with_the_others_played():
+    assert _case("lifecycle/TP_WSF_RER_001.yaml").unsupplied(_nodes(pcscf=False, scscf=False)) == ""
+    assert _case("lifecycle/TP_WSF_REGEV_002.yaml").unsupplied(
+        _nodes(pcscf=False, scscf=False, **{"as": False, "3rdwws": False})) == ""
+    assert _case("lifecycle/TP_3RDWWS_ORG_001.yaml").unsupplied(_nodes(wsf=False, pcscf=False, scscf=False)) == ""
+
+
+def test_a_lifecycle_case_of_a_node_the_peers_do_not_serve_stays_not_applicable():
+    tc = _case("lifecycle/TP_WSF_RER_001.yaml")
+    tc.sut = "pcscf"  # no P-CSCF lifecycle case exists; the rule keeps its reason for one
+    reason = tc.unsupplied(_nodes(scscf=False))
+    assert "lifecycle" in reason and "scscf" in reason
 
 
 def test_the_peers_key_log_is_not_required_before_the_peers_start(tmp_path):

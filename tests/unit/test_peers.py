@@ -61,7 +61,7 @@ def _register(auth: str) -> sip.Request:
 
 
 def test_emulated_core_registers_a_trusted_node_request():
-    resp = _core().default_answer(_register(
+    resp, _ = _core().default_answer(_register(
         'Authorization: Digest username="alice@ims.example.net", realm="ims.example.net", '
         'uri="sip:ims.example.net", nonce="", response="", integrity-protected="auth-done"\r\n'))
     assert resp.status == 200
@@ -72,8 +72,8 @@ def test_emulated_core_registers_a_trusted_node_request():
 
 
 def test_emulated_core_challenges_without_auth_done_and_refuses_an_unknown_impi():
-    assert _core().default_answer(_register("")).status == 401
-    unknown = _core().default_answer(_register(
+    assert _core().default_answer(_register(""))[0].status == 401
+    unknown, _ = _core().default_answer(_register(
         'Authorization: Digest username="eve@ims.example.net", integrity-protected="auth-done"\r\n'))
     assert unknown.status == 403
 
