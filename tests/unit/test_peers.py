@@ -166,3 +166,26 @@ def test_a_peer_taken_down_for_a_case_listens_again_afterwards(tmp_path):
         assert server.calls == ["pause", "resume"]
     finally:
         peers.close()
+
+
+def test_a_late_de_registration_of_another_users_flow_is_not_this_cases():
+    """wsf.on_ws_close: deregister: the WSF's de-REGISTER for the previous case's user may reach
+    the emulated P-CSCF during the next case; `received: false` must not count it, but counts a
+    registration or a de-registration of this case's own identity."""
+    from conformance.codec import sip
+    from conformance.events import SipReceived
+    from conformance.match.engine import MatchContext
+    from conformance.peers.evidence import _foreign_deregistration
+    from conformance.peers.script import Record
+
+    def register(aor: str, expires: str) -> Record:
+        raw = (f"REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.13;branch=z9hG4bK1\r\n"
+               f"To: <{aor}>\r\nFrom: <{aor}>;tag=1\r\nCall-ID: c1\r\nCSeq: 2 REGISTER\r\nMax-Forwards: 69\r\n"
+               f"Contact: <sip:x@y.invalid;transport=ws>\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n").encode()
+        return Record("pcscf", "REGISTER", SipReceived(sip.parse(raw), raw, "udp"), 0.0, "200")
+
+    mctx = MatchContext(identities={"u@web.operator.example": {"impi": "u@ims.example.net",
+                                                                "impus": ["sip:u@ims.example.net"]}})
+    assert _foreign_deregistration(register("sip:previous@ims.example.net", "0"), mctx)
+    assert not _foreign_deregistration(register("sip:u@ims.example.net", "0"), mctx)
+    assert not _foreign_deregistration(register("sip:previous@ims.example.net", "600"), mctx)
