@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,10 @@ def test_oidc_provider_as_and_flow_cases(tmp_path, profile_name, state_dir, veri
          "--sut", "as", "--sut", "flow"],
         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    # stop.sh signals the processes; give them a bounded moment to exit before calling them left over
+    deadline = time.monotonic() + 10
+    while _pids_of(tmp_path / "state") and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not _pids_of(tmp_path / "state"), "processes left running\n" + output
     results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
     assert proc.returncode == 0, output
