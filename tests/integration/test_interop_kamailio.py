@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from interop_runs import left_running, profile_in
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 240
@@ -26,33 +27,11 @@ DEVIATIONS = {"TP_PCSCF_SIP_002", "TP_PCSCF_SIP_003", "TP_PCSCF_SIP_004", "TP_PC
 SILENT = {"TP_PCSCF_SIP_002", "TP_PCSCF_SIP_003", "TP_PCSCF_SIP_004"}  # dropped without an answer
 
 
-def _profile_in(tmp_path: Path, name: str) -> Path:
-    """The repository's profile with its state directory moved under tmp_path."""
-    text = (REPO / "profiles" / name).read_text().replace(".interop/kamailio/", f"{tmp_path}/state/")
-    deviations = REPO / "profiles" / "interop-kamailio.deviations.yaml"
-    shutil.copy(deviations, tmp_path / deviations.name)
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def _kamailio_pids(state: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if proc.name.isdigit() and (b"kamailio" in argv or b"reference" in argv) and str(state).encode() in argv:
-            pids.append(int(proc.name))
-    return pids
-
-
 @pytest.mark.parametrize("profile_name, transport", [("interop-kamailio.yaml", "udp"),
                                                      ("interop-kamailio-tcp.yaml", "tcp")])
 def test_kamailio_core_cases(tmp_path, profile_name, transport):
     assert shutil.which("kamailio"), "kamailio is not installed: run `make system-deps` as root"
-    profile = _profile_in(tmp_path, profile_name)
+    profile = profile_in(tmp_path, profile_name, "kamailio", "interop-kamailio.deviations.yaml")
     work = tmp_path / "work"
     proc = subprocess.run(
         [str(REPO / "interop/netns.sh"), str(REPO / "interop/kamailio/run.sh"), str(profile), str(work),
@@ -61,7 +40,7 @@ def test_kamailio_core_cases(tmp_path, profile_name, transport):
          "--sut", "pcscf", "--sut", "scscf", "-k", "not lifecycle"],
         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     output = proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert not _kamailio_pids(tmp_path / "state"), "processes left running\n" + output
+    assert not left_running(tmp_path / "state"), "processes left running\n" + output
     results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
     assert proc.returncode == 0, output
     ran = {i for i, r in results.items() if r["verdict"] != "not applicable"}

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from interop_runs import left_running, profile_in
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 300
@@ -27,27 +26,6 @@ pytestmark = [
 ]
 
 
-def _profile_in(tmp_path: Path, name: str, state_dir: str) -> Path:
-    """The repository's profile with its state directory moved under tmp_path."""
-    text = (REPO / "profiles" / name).read_text().replace(f".interop/{state_dir}/", f"{tmp_path}/state/")
-    shutil.copy(DEVIATIONS_FILE, tmp_path / DEVIATIONS_FILE.name)
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def _pids_of(state: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if proc.name.isdigit() and str(state).encode() in argv:
-            pids.append(int(proc.name))
-    return pids
-
-
 # the 1-22 flow case of each verification: TP_FLOW_REG_005 verifies the JWT locally (no 15-16),
 # TP_FLOW_REG_001 introspects it
 @pytest.mark.parametrize("profile_name, state_dir, verified_by, flow_case", [
@@ -55,18 +33,14 @@ def _pids_of(state: Path) -> list[int]:
     ("interop-oidc-provider-introspection.yaml", "oidc-provider-introspection", "introspection", "TP_FLOW_REG_001"),
 ])
 def test_oidc_provider_as_and_flow_cases(tmp_path, profile_name, state_dir, verified_by, flow_case):
-    profile = _profile_in(tmp_path, profile_name, state_dir)
+    profile = profile_in(tmp_path, profile_name, state_dir, DEVIATIONS_FILE.name)
     work = tmp_path / "work"
     proc = subprocess.run(
         [str(REPO / "interop/netns.sh"), str(REPO / "interop/oidc-provider/run.sh"), str(profile), str(work),
          "--sut", "as", "--sut", "flow"],
         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     output = proc.stdout[-4000:] + proc.stderr[-2000:]
-    # stop.sh signals the processes; give them a bounded moment to exit before calling them left over
-    deadline = time.monotonic() + 10
-    while _pids_of(tmp_path / "state") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _pids_of(tmp_path / "state"), "processes left running\n" + output
+    assert not left_running(tmp_path / "state"), "processes left running\n" + output
     results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
     assert proc.returncode == 0, output
     # the whole 1-22 flow went through oidc-provider's login and consent pages

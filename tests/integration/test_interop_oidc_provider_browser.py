@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from interop_runs import left_running, profile_in
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "profiles" / "interop-oidc-provider-browser.yaml"
@@ -29,33 +28,15 @@ pytestmark = [
 ]
 
 
-def _pids_of(state: Path) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if proc.name.isdigit() and str(state).encode() in argv:
-            pids.append(int(proc.name))
-    return pids
-
-
 def test_browser_walks_oidc_providers_pages_and_registers(tmp_path):
-    profile = tmp_path / PROFILE.name
-    profile.write_text(PROFILE.read_text().replace(".interop/oidc-provider-browser/", f"{tmp_path}/state/"))
-    shutil.copy(DEVIATIONS_FILE, tmp_path / DEVIATIONS_FILE.name)
+    profile = profile_in(tmp_path, PROFILE.name, "oidc-provider-browser", DEVIATIONS_FILE.name)
     work = tmp_path / "work"
     proc = subprocess.run(
         [str(REPO / "interop/netns.sh"), str(REPO / "interop/oidc-provider/run.sh"), str(profile), str(work),
          "-k", "TP_FLOW_REG_001"],
         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     output = proc.stdout[-4000:] + proc.stderr[-2000:]
-    # stop.sh signals the processes; give them a bounded moment to exit before calling them left over
-    deadline = time.monotonic() + 10
-    while _pids_of(tmp_path / "state") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _pids_of(tmp_path / "state"), "processes left running\n" + output
+    assert not left_running(tmp_path / "state"), "processes left running\n" + output
     results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
     assert proc.returncode == 0, output
     assert results["TP_FLOW_REG_001"]["verdict"] == "pass", output

@@ -1,0 +1,42 @@
+"""What the interop tests share: a shipped profile moved into the test's own directory, and the
+check that a run left no process behind (interop/<part>/run.sh stops everything by PID)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EXIT_GRACE_S = 10.0  # stop.sh signals the processes; they may take a moment to exit
+
+
+def profile_in(tmp_path: Path, name: str, state_dir: str, deviations: str) -> Path:
+    """profiles/NAME with its state directory `.interop/STATE_DIR/` moved to tmp_path/state, and
+    its expected-deviations file copied beside it."""
+    text = (REPO / "profiles" / name).read_text().replace(f".interop/{state_dir}/", f"{tmp_path}/state/")
+    shutil.copy(REPO / "profiles" / deviations, tmp_path / deviations)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def pids_under(state: Path) -> list[int]:
+    """Processes whose command line names the state directory (every process of the run does)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and str(state).encode() in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+def left_running(state: Path, grace_s: float = EXIT_GRACE_S) -> list[int]:
+    """The run's processes still alive once a bounded grace period for their exit has passed."""
+    deadline = time.monotonic() + grace_s
+    while (pids := pids_under(state)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return pids
