@@ -24,8 +24,7 @@ from conformance.codec.sip_headers import HeaderError, parse_credentials, parse_
 from conformance.events import SipReceived
 from conformance.peers.pcscf_routing import DialogRouting
 from conformance.peers.registrar import Change, Registrar
-
-TIMER_F_S = 32.0  # RFC 3261 17.1.2.2: 64*T1, the longest the P-CSCF waits for the S-CSCF
+from conformance.peers.sip_stream import TIMER_F_S, final_response
 
 
 class EmulatedCscf:
@@ -172,6 +171,11 @@ class EmulatedCscf:
         visited = self.peers.profile.pixit.get("visited_network_id", "visited.example.net")
         out.headers.set("P-Visited-Network-ID", f'"{visited}"')  # RFC 7315 4.3
         out.headers.set("P-Charging-Vector", f"icid-value={secrets.token_hex(12)}")  # RFC 7315 4.6
+        return await self.forward_to_scscf(req, out, branch)
+
+    async def forward_to_scscf(self, req: sip.Request, out: sip.Request, branch: str) -> sip.Response:
+        """`out` (req with this proxy's Via `branch` on top) to the S-CSCF; its final answer with
+        that Via removed (RFC 3261 16.7), or 408 after Timer F."""
         try:
             answer = await asyncio.wait_for(self._to_scscf(out, branch), TIMER_F_S)
         except (TimeoutError, OSError):
@@ -187,12 +191,7 @@ class EmulatedCscf:
             reader, writer = await asyncio.open_connection(*addr, local_addr=(self.host, 0))
             try:
                 writer.write(req.serialize())
-                parser = sip.StreamParser()
-                while data := await reader.read(65536):
-                    for msg in parser.feed(data):
-                        if isinstance(msg, sip.Response) and msg.branch == branch and msg.status >= 200:
-                            return msg
-                raise ConnectionError("the S-CSCF closed the connection")
+                return await final_response(reader, branch, "S-CSCF")
             finally:
                 writer.close()
         answered = asyncio.get_running_loop().create_future()

@@ -13,12 +13,8 @@ The answer comes back with the P-CSCF's Via removed; none within Timer F is 408 
 
 from __future__ import annotations
 
-import asyncio
-
 from conformance.codec import sip
 from conformance.codec.sip_headers import HeaderError, parse_name_addr
-
-TIMER_F_S = 32.0  # RFC 3261 17.1.2.2
 
 
 class DialogRouting:
@@ -57,14 +53,7 @@ class DialogRouting:
             board.record(cscf.role, req.method, event, "forwarded to the S-CSCF")
             branch = sip.new_branch()
             h.prepend("Via", f"SIP/2.0/{cscf.transport.upper()} {cscf.host}:{cscf.port};branch={branch};rport")
-            try:
-                answer = await asyncio.wait_for(cscf._to_scscf(out, branch), TIMER_F_S)
-            except (TimeoutError, OSError):
-                return sip.make_response(req, 408, to_tag=sip.new_tag())
-            finally:
-                cscf._pending.pop(branch, None)
-            answer.headers.remove_first("Via")
-            return answer
+            return await cscf.forward_to_scscf(req, out, branch)
         wsf = cscf.peers.server_of("wsf")
         if wsf is None or not wsf.flows.names_me(h.get("Route")):
             board.record(cscf.role, req.method, event, "404 (no route to the UE)")

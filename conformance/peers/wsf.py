@@ -26,10 +26,10 @@ from websockets.http11 import Response as WsResponse
 from conformance.codec import sip
 from conformance.events import SipReceived
 from conformance.peers import pki
+from conformance.peers.sip_stream import TIMER_F_S, final_response
 from conformance.peers.token_check import TokenChecker
 from conformance.peers.wsf_flows import FlowTable
 
-TIMER_F_S = 32.0  # RFC 3261 17.1.2.2: 64*T1, the longest the WSF waits for the P-CSCF
 _BEARER = re.compile(r'^\s*Bearer\s+(?:access_token="([^"]+)"|([A-Za-z0-9\-._~+/]+=*))\s*$', re.I)
 
 
@@ -195,12 +195,7 @@ class EmulatedWsf:
             try:
                 branch = self._via(req, writer.get_extra_info("sockname"))
                 writer.write(req.serialize())
-                parser = sip.StreamParser()
-                while data := await reader.read(65536):
-                    for msg in parser.feed(data):
-                        if isinstance(msg, sip.Response) and msg.branch == branch and msg.status >= 200:
-                            return msg
-                raise ConnectionError("the P-CSCF closed the connection")
+                return await final_response(reader, branch, "P-CSCF")
             finally:
                 writer.close()
         answered: asyncio.Future = loop.create_future()

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from conformance.codec import sip
 from conformance.codec.sip_headers import HeaderError, parse_name_addr
+from conformance.peers.sip_stream import TIMER_F_S
 
-TIMER_F_S = 32.0  # RFC 3261 17.1.2.2: the longest the WSF waits for the UE's answer
 # The S-CSCF answers a SUBSCRIBE and then sends its NOTIFY; one hop-by-hop path keeps that order
 # on the wire (a real WSF's one socket), but here the answer takes a longer way (a socket per
 # exchange) than the NOTIFY (handed over in process). The NOTIFY waits for the UE's requests on
