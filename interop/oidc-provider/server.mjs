@@ -8,15 +8,20 @@
 // operator's identity store (Web ID -> IMPI, IMPUs) exported from its SQLite database.
 //
 // Everything below is oidc-provider's own configuration surface. The product is not changed to
-// look like the reference AS: its sign-in and consent pages are its devInteractions pages
-// (two pages), its endpoints keep their behaviour. Three small Koa middlewares adapt what the
-// binding asks beyond OAuth/OIDC and that oidc-provider has no setting for; each is marked ADAPTER.
+// look like the reference AS: its endpoints keep their behaviour, and its login and consent pages
+// are the deployment's interaction routes oidc-provider asks for (interactions.mjs: a login page
+// that checks the Web ID and password against the identity store, then a consent page, in the
+// shape of its devInteractions, which accept any password and are development-only). Three small
+// Koa middlewares adapt what the binding asks beyond OAuth/OIDC and that oidc-provider has no
+// setting for; each is marked ADAPTER.
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 
 import Provider, { errors } from 'oidc-provider';
+
+import { interactionRoutes } from './interactions.mjs';
 
 const STATE = path.resolve(process.argv[2] || '.interop/oidc-provider');
 const HOST = process.env.AS_HOST || '127.0.0.12';
@@ -56,6 +61,7 @@ const appClient = (clientId, secret) => ({
 });
 
 // The operator's identity store, read once: fixture users only (the profile has no provisioning).
+// Each row carries the Web ID's scrypt password hash, which the login page checks.
 const accounts = new Map(
   JSON.parse(fs.readFileSync(path.join(STATE, 'accounts.json'), 'utf8')).map((a) => [a.web_id, a]),
 );
@@ -97,7 +103,9 @@ const configuration = {
     Grant: 3600,
   },
   features: {
-    devInteractions: { enabled: true },                // oidc-provider's own login and consent pages
+    // development-only pages that accept any password; interactionRoutes below replaces them
+    // at oidc-provider's default interactions.url, /interaction/<uid>
+    devInteractions: { enabled: false },
     introspection: {
       enabled: true,
       // RFC 7662 2.1: only the WSF (an authenticated resource server client) may introspect
@@ -134,6 +142,9 @@ const configuration = {
 };
 
 const provider = new Provider(ISSUER, configuration);
+
+// The login (Web ID and password checked) and consent pages at /interaction/<uid>.
+provider.use(interactionRoutes(provider, accounts));
 
 // ADAPTER (RFC 8414 3): oidc-provider publishes only /.well-known/openid-configuration; the
 // binding's WSF and harness read /.well-known/oauth-authorization-server. Same document.

@@ -31,11 +31,13 @@ spawn refnet "$STATE/logs/refnet.log" "$IMS" reference up --state-dir "$STATE" \
   --node 3rdwws --node wsf --node pcscf --node scscf --core-transport "$TRANSPORT" --signalling "$SIGNALLING" --verify "$VERIFY"
 wait_for_line refnet "$STATE/logs/refnet.log" "^reference network up" 30
 
-# The identity store (Web ID -> IMPI, IMPUs) as oidc-provider's findAccount reads it.
+# The identity store (Web ID -> scrypt password hash, IMPI, IMPUs) as oidc-provider's findAccount
+# and login page (interactions.mjs) read it; owner-only, like the SQLite store it comes from.
 "$ROOT/.venv/bin/python" - "$STATE/refnet.sqlite3" "$STATE/accounts.json" <<'PY'
-import json, sqlite3, sys
-rows = sqlite3.connect(sys.argv[1]).execute("SELECT web_id, impi, impus FROM users").fetchall()
-json.dump([{"web_id": w, "impi": i, "impus": json.loads(u)} for w, i, u in rows], open(sys.argv[2], "w"))
+import json, os, sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute("SELECT web_id, password_hash, impi, impus FROM users").fetchall()
+with os.fdopen(os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+    json.dump([{"web_id": w, "password_hash": h, "impi": i, "impus": json.loads(u)} for w, h, i, u in rows], out)
 PY
 
 # ACCESS_TOKEN_TTL: the reference profile's short token lifetime (8 s), so the catalog's expiry
