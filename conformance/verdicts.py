@@ -42,6 +42,13 @@ def worst(verdicts) -> Verdict:
     return max(verdicts, key=lambda v: v.rank) if verdicts else Verdict.PASS
 
 
+def judge(findings) -> Verdict:
+    """The verdict of a step or a test case from its findings. A finding that is not applicable
+    (a check whose `when:` condition did not hold on the message) judges nothing; nothing left
+    to judge is a pass of what was checked."""
+    return worst(f.verdict for f in findings if f.verdict != Verdict.NOT_APPLICABLE)
+
+
 EXCERPT_CHARS = 1000
 
 

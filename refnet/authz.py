@@ -532,6 +532,11 @@ def create_app(cfg: NetworkConfig, faults: ActiveFaults, store: Store | None = N
 
     @app.post("/introspect")
     def introspect():  # steps 15-16
+        if cfg.varies("as-introspect-400-unauthenticated") and not request.headers.get("Authorization") \
+                and "client_secret" not in request.form:
+            # RFC 6749 5.2: no client authentication at all is invalid_client, 400 by default; the
+            # 401 (and its challenge) is a MAY unless the client tried the Authorization header
+            return jsonify(error="invalid_client", error_description="no client authentication included"), 400
         return basic_challenge(server.create_endpoint_response("introspection"))
 
     @app.post("/revoke")

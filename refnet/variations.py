@@ -49,6 +49,10 @@ VARIATIONS: tuple[Variation, ...] = (
               "opaque access tokens (random strings), verified only by introspection "
               "(BINDING [PICS token.format = opaque]; RFC 6749 1.4: tokens are opaque to the client)",
               options={"token_format": "opaque"}, profile={"pics": {"token.format": "opaque"}}),
+    Variation("as-introspect-400-unauthenticated", ("as",),
+              "an introspection request with no client authentication at all gets 400 invalid_client "
+              "without a challenge (RFC 6749 5.2: 401 is a MAY unless the client used the Authorization "
+              "header; RFC 7662 2.3 refers to it)"),
     Variation("fixtures-only", (),
               "no provisioning endpoint: the profile lists a pool of fixture users (BINDING: how test "
               "users are created is profile data)",

@@ -107,9 +107,13 @@ def check_one(item: Mapping[str, Any], received: Any, ctx: MatchContext) -> Find
         _check_keys(item)
         op, operand = normalise(subject, item)  # the loader's reading too (conformance/vocabulary)
         _validate_operand(op, operand, ctx)  # a malformed item is an error even when nothing arrived
+        gate = _gate(item.get("when"), received, ctx)
         res = resolve(item, received, ctx)
         label = res.label
         expected = _describe_expected(op, operand, subject)
+        if gate is not None:  # the condition of `when:` did not hold, or could not be judged
+            verdict, why = gate
+            return Finding(verdict, label, expected, why, ref, note, line, level)
         message = "; ".join(x for x in (note, res.note) if x)
         if not ctx.capture_available:
             return Finding(Verdict.INCONCLUSIVE, label, expected, "not observed", ref,
@@ -125,6 +129,27 @@ def check_one(item: Mapping[str, Any], received: Any, ctx: MatchContext) -> Find
     except MalformedExpectation as exc:
         return Finding(Verdict.ERROR, label, "a well-formed expectation", "malformed", ref,
                        "; ".join(x for x in (str(exc), note) if x), line)
+
+
+_CONDITION_KEYS = frozenset(META)  # what a condition may not carry: it enforces nothing itself
+
+
+def _gate(condition: Any, received: Any, ctx: MatchContext) -> tuple[Verdict, str] | None:
+    """None when the item applies (no `when:`, or its condition holds on this message); else the
+    item's verdict and why: not applicable when the condition does not hold, inconclusive or
+    error when the condition itself could not be judged (nothing observed, malformed)."""
+    if condition is None:
+        return None
+    if not isinstance(condition, Mapping) or _CONDITION_KEYS & set(condition):
+        raise MalformedExpectation("when: is one condition, a subject and an operator such as {status: 401}, "
+                                   "without ref, level, note, name or when")
+    held = check_one(condition, received, ctx)
+    if held.verdict == Verdict.PASS:
+        return None
+    described = f"when {held.subject} {held.expected}"
+    if held.verdict == Verdict.FAIL:
+        return Verdict.NOT_APPLICABLE, f"not applicable: {described} does not hold ({held.actual})"
+    return held.verdict, f"{described}: {held.actual}; {held.message}".rstrip("; ")
 
 
 def _validate_operand(op: str, operand: Any, ctx: MatchContext) -> None:

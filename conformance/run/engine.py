@@ -25,7 +25,7 @@ from conformance.run.evidence import BoundedReporter
 from conformance.run.reporter import NullReporter, Reporter
 from conformance.run.state import CaseState
 from conformance.run.templating import TemplateContext, TemplateError, render
-from conformance.verdicts import Finding, Verdict, worst
+from conformance.verdicts import Finding, Verdict, judge, worst
 
 PREAMBLES = Path(__file__).resolve().parent / "preambles"
 _DISCOVERED: dict[str, dict] = {}  # issuer -> its RFC 8414 metadata, once per process
@@ -244,7 +244,7 @@ class Engine:
             findings += self._finish_peers(tc, mctx, state)
             stopped = next((s for s in steps if s.verdict not in (Verdict.PASS, Verdict.WARN)), None)
             findings += _not_due(self._finish_capture(tc, capture, mctx, state, stopped), stopped)
-        verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
+        verdict = judge(findings)
         if not steps and verdict == Verdict.PASS:
             verdict = Verdict.ERROR
             findings.append(_error("test case", "no steps ran"))
@@ -302,7 +302,7 @@ class Engine:
         with self.reporter.step(title) as rstep:
             state.last_received = None
             findings = self._step_findings(step, state, mctx, line)
-            verdict = worst(f.verdict for f in findings) if findings else Verdict.PASS
+            verdict = judge(findings)
             diff = mismatch_diff(findings, state.last_received) if verdict == Verdict.FAIL else ""
             if diff:
                 self.reporter.attach_text("diff: expected vs received", diff)
@@ -436,7 +436,7 @@ class Engine:
                                                 self.reporter, self.profile.redactor.text)
             except TemplateError as exc:
                 findings = [_error("peers template", str(exc))]
-            rstep.finish(worst(f.verdict for f in findings) if findings else Verdict.PASS, findings)
+            rstep.finish(judge(findings), findings)
         return findings
 
     # -- capture ---------------------------------------------------------------------------------
@@ -475,5 +475,5 @@ class Engine:
             window = getattr(self.capture_factory, "last_window", None)
             if window is not None:  # one step per capture entry, failed where its check failed
                 report_capture_entries(self.reporter, findings, window[0], window[1], self.profile.pixit)
-            rstep.finish(worst(f.verdict for f in findings) if findings else Verdict.PASS, findings)
+            rstep.finish(judge(findings), findings)
         return findings

@@ -32,7 +32,7 @@ from conformance.vocabulary.subjects import (
 )
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "testcase.schema.json"
-DERIVED = ("any_operator", "expectation", "step")
+DERIVED = ("any_operator", "expectation", "condition", "step")
 _ANY_OPERATOR = {"$ref": "#/$defs/any_operator"}
 _STEP_COMMON_FIRST = ("name", "flow", "timeout_ms")  # hand-written keys before the actions
 _STEP_COMMON_LAST = ("expect", "save")  # and after them
@@ -79,11 +79,21 @@ def expectation() -> dict[str, Any]:
         if q.excludes:
             dependent[q.name] = {"propertyNames": {"not": {"enum": list(q.excludes)}, "x-errors": {
                 "not": f"{{key}} cannot be combined with {q.name}"}}}
-    return {"description": "one check: a subject, one operator, optionally ref, note and name",
+    return {"description": "one check: a subject, one operator, optionally ref, level, note, name and when",
             "type": "object", "properties": properties, "additionalProperties": False,
             "anyOf": [{"required": [s]} for s in subjects],
             "x-errors": {"anyOf": f"an expectation needs a subject: one of {', '.join(subjects)}"},
             "dependentSchemas": dependent}
+
+
+def condition() -> dict[str, Any]:
+    """`$defs/condition`, what a `when:` names: an expectation without ref, level, note, name or a
+    nested when (a condition enforces nothing by itself; it only says whether the check applies)."""
+    meta = META.names()
+    return {"description": "a condition (when:): a subject and one operator, as in an expectation, nothing else",
+            "$ref": "#/$defs/expectation",
+            "propertyNames": {"not": {"enum": list(meta)},
+                              "x-errors": {"not": f"a when: condition takes no {', '.join(meta)}"}}}
 
 
 def step(hand_written: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +122,8 @@ def step(hand_written: dict[str, Any]) -> dict[str, Any]:
 
 def derived_defs(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     defs = document["$defs"]
-    return {"any_operator": any_operator(), "expectation": expectation(), "step": step(defs["step"])}
+    return {"any_operator": any_operator(), "expectation": expectation(), "condition": condition(),
+            "step": step(defs["step"])}
 
 
 def stale(document: dict[str, Any]) -> list[str]:

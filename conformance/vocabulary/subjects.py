@@ -121,4 +121,9 @@ META: Registry[Word] = Registry("key", [
     Word("level", "MUST (default), SHOULD or MAY: a violated SHOULD or MAY only warns", {"$ref": "#/$defs/level"}),
     Word("note", "free text shown with the result", {"type": "string"}),
     Word("name", "a label for the report", {"type": "string"}),
+    # RFC 9110 15.5.2: a 401 MUST carry WWW-Authenticate, yet RFC 6749 5.2 leaves 400 or 401 to
+    # the AS when no client authentication was sent: the check holds only for the 401 branch.
+    Word("when", "the check applies only when this condition (a subject and an operator, e.g. {status: 401}) "
+                 "holds on the same message; otherwise it is not applicable",
+         {"$ref": "#/$defs/condition"}),
 ])

@@ -85,6 +85,7 @@ SUBSET = {
     "token-lifetime-long": _lifetime_involved,
     "token-lifetime-short": _lifetime_involved,
     "as-opaque-tokens": _token_involved,
+    "as-introspect-400-unauthenticated": lambda tc: tc.sut == "as",
     "fixtures-only": _sip_involved,  # registration state is what a shared identity carries
     "wsf-digest-param-order": lambda tc: tc.sut in ("wsf", "pcscf", "scscf", "flow"),
     "sip-compact-headers": _sip_involved,
@@ -95,6 +96,7 @@ SUBSET = {
 }
 SUBSET_WHY = {
     "as-form-field-names": "all: every case logs in through the form",
+    "as-introspect-400-unauthenticated": "AS cases: only the AS's answer to an unauthenticated introspection changes",
     "wsf-challenge-without-error": "WSF, 3rdWWS and flow cases: only the WSF's 401 changes",
     "size-limits-larger": "cases with SIP or WebSocket traffic (steps or capture)",
     "3rdwws-wsf-after-accept": "3rdWWS, WSF and flow cases: the relay's connection order",
@@ -176,7 +178,7 @@ def run_variation(name: str, cases=None):
 # group once instead of ten networks; a fail names the group, and `variation_matrix.py NAME` then
 # tells which variation it was. The others change the same thing two ways (token lifetimes),
 # change what the profile knows (opaque tokens, fixtures only, JWKS location) and run alone.
-TOGETHER = ("as-form-field-names", "wsf-challenge-without-error", "size-limits-larger",
+TOGETHER = ("as-form-field-names", "as-introspect-400-unauthenticated", "wsf-challenge-without-error", "size-limits-larger",
             "3rdwws-wsf-after-accept", "wsf-digest-param-order", "sip-compact-headers",
             "sip-branch-tag-formats", "sip-unknown-headers", "sip-header-order", "sip-reason-phrases")
 

@@ -440,3 +440,45 @@ def test_reason_phrase_subject():
     assert check([{"reason": True, "equals": "Not Found"}], http, MatchContext())[0].verdict == Verdict.PASS
     assert check([{"reason": True, "present": True}], Nothing(10.0), MatchContext())[0].verdict == \
         Verdict.INCONCLUSIVE
+
+
+# -- when: a check that binds one of the answers the standard allows ---------------------------------
+
+CHALLENGE_ON_401 = {"header": "WWW-Authenticate", "present": True, "when": {"status": 401},
+                    "ref": "RFC 9110 15.5.2"}
+
+
+def _http(status, headers=()):
+    return HttpExchange("POST", "https://as.example/introspect", status=status, headers=list(headers),
+                        body=b'{"error":"invalid_client"}')
+
+
+def test_when_the_condition_holds_the_check_judges(ctx):
+    assert _one(CHALLENGE_ON_401, _http(401, [("WWW-Authenticate", 'Basic realm="as"')]), ctx).verdict == P
+    missing = _one(CHALLENGE_ON_401, _http(401), ctx)
+    assert missing.verdict == F and missing.ref == "RFC 9110 15.5.2"
+
+
+def test_when_the_condition_does_not_hold_the_check_is_not_applicable_and_says_why(ctx):
+    finding = _one(CHALLENGE_ON_401, _http(400), ctx)
+    assert finding.verdict == Verdict.NOT_APPLICABLE
+    assert "status" in finding.actual and "400" in finding.actual and "does not hold" in finding.actual
+
+
+def test_when_nothing_arrived_the_check_is_inconclusive_not_skipped(ctx):
+    assert _one(CHALLENGE_ON_401, Nothing(waited_ms=300), ctx).verdict == INC
+
+
+def test_when_takes_one_bare_condition(ctx):
+    for bad in ({"status": 401, "ref": "RFC 1"}, "401", {"status": 401, "when": {"status": 400}}):
+        finding = _one({**CHALLENGE_ON_401, "when": bad}, _http(401), ctx)
+        assert finding.verdict == E, bad
+    assert _one({**CHALLENGE_ON_401, "when": {"status": 401, "bogus": 1}}, _http(401), ctx).verdict == E
+
+
+def test_a_step_judges_only_the_checks_that_apply():
+    from conformance.verdicts import Finding, judge
+    na = Finding(Verdict.NOT_APPLICABLE, "header WWW-Authenticate", "present", "not applicable")
+    assert judge([Finding(P, "status", "one_of", "400"), na]) == P
+    assert judge([Finding(F, "json $.error", "equals", "x"), na]) == F
+    assert judge([na]) == P and judge([]) == P
