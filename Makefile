@@ -12,6 +12,9 @@ PROFILE ?= profiles/reference.yaml
 # chromium + libnss3-tools (certutil): the browser UE mode (Playwright drives Debian's chromium,
 # whose NSS database must trust the test CA).
 APT_PACKAGES := libpcap0.8 tshark iproute2 kamailio kamailio-sqlite-modules chromium libnss3-tools
+# kamailio-presence-modules (presence, presence_reginfo, pua, pua_reginfo): the interop S-CSCF's
+# reg event package (interop/kamailio/scscf.cfg).
+APT_PACKAGES += kamailio-presence-modules
 
 .PHONY: install system-deps venv node-deps test test-serial lint demo report validate list clean interop schema
 

@@ -6,6 +6,17 @@ IMS="${IMS:-$ROOT/.venv/bin/ims-conformance}"
 
 die() { echo "interop: $*" >&2; exit 2; }
 
+# profile_state_dir PROFILE: the state directory the profile's tls.ca_bundle points into
+# (<state>/pki/ca.pem), where a part's start.sh keeps PKI, logs and PIDs; empty without one
+profile_state_dir() {
+  local ca
+  ca=$(sed -n 's/^[[:space:]]*ca_bundle:[[:space:]]*//p' "$1" | head -n1)
+  [ -z "$ca" ] || dirname "$(dirname "$ca")"
+}
+
+# pics PROFILE NAME: the value of a PICS item of the profile (`NAME: value` line), empty if absent
+pics() { sed -n "s/^[[:space:]]*$2:[[:space:]]*\([a-z_0-9]*\).*/\1/p" "$1"; }
+
 # spawn NAME LOGFILE CMD...: start CMD in its own session, record its PID
 spawn() {
   local name=$1 log=$2; shift 2

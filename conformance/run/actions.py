@@ -220,6 +220,7 @@ def _ws_connect(spec: dict, state: CaseState, env: ActionEnv):
     env.reporter.attach_handshake(handshake)
     if conn is not None:
         state.ws[name] = conn
+        state.held.pop(name, None)
     return handshake
 
 
@@ -270,6 +271,7 @@ def _closed_while_sending(conn, env: ActionEnv, exc: Exception):
 
 def _ws_close(spec: dict, state: CaseState, env: ActionEnv):
     conn = state.ws.pop(spec.get("name", "ws"), None)
+    state.held.pop(spec.get("name", "ws"), None)
     if conn is not None and spec.get("abort"):  # lost, not closed: the peer sees the TCP end only
         conn.abort()
     elif conn is not None:
@@ -278,7 +280,9 @@ def _ws_close(spec: dict, state: CaseState, env: ActionEnv):
 
 
 # -- SIP -------------------------------------------------------------------------------------------
-def _receive(conn, env: ActionEnv, transport: str, skip_provisional: bool = True):
+def _receive(conn, env: ActionEnv, transport: str, skip_provisional: bool = True, hold: list | None = None):
+    """The next message of `conn` within the step. With `hold` (awaiting the answer to a request of
+    ours), a request of the node is not that answer: it goes into `hold` and the wait goes on."""
     step = env.deadline
     while True:
         if step.expired():
@@ -288,6 +292,9 @@ def _receive(conn, env: ActionEnv, transport: str, skip_provisional: bool = True
             env.reporter.attach_sip("received", event.raw)
             msg = event.message
             if skip_provisional and not msg.is_request and 100 <= msg.status < 200:
+                continue
+            if hold is not None and msg.is_request:
+                hold.append(event)
                 continue
         else:
             env.reporter.attach_event("received", event)
@@ -331,7 +338,10 @@ def _sip_send(spec: dict, state: CaseState, env: ActionEnv):
     except ConnectionError as exc:
         return _closed_while_sending(conn, env, exc)
     if spec.get("expect_response", True):
-        return _receive(conn, env, over, spec.get("skip_provisional", True))
+        # RFC 6665 4.1.2.4: a NOTIFY may arrive before the final response to the SUBSCRIBE that
+        # caused it (they take separate paths through the proxies); sip_serve answers it later
+        hold = state.held.setdefault(spec.get("name", "ws"), []) if over == "ws" else None
+        return _receive(conn, env, over, spec.get("skip_provisional", True), hold)
     return Nothing(0.0)
 
 

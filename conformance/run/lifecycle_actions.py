@@ -1,8 +1,9 @@
 """Actions of the registration lifecycle (docs/lifecycle.md, docs/format.md).
 
-- `sip_serve`: wait (bounded) for the next SIP request on an open WebSocket, answer it (200 by
-  default, RFC 3261 8.2.6) and return it, so the expectations check what the network sent the UE
-  (a reg-event NOTIFY routed back over the flow, RFC 5626 5.3 / RFC 7118 5).
+- `sip_serve`: wait (bounded) for the next SIP request on an open WebSocket (or take the one that
+  arrived while the harness awaited the answer to its own request, RFC 6665 4.1.2.4), answer it
+  (200 by default, RFC 3261 8.2.6) and return it, so the expectations check what the network sent
+  the UE (a reg-event NOTIFY routed back over the flow, RFC 5626 5.3 / RFC 7118 5).
 - `reginfo`: check a registration information document (RFC 3680 5.1) against the RFC 3680 XML
   schema (conformance/schema/reginfo.xsd, with the maintained `xmlschema` library) and return it as
   data for `json:` expectations: `$.valid`, `$.errors`, `$.version`, `$.state`,
@@ -27,23 +28,17 @@ MAX_ERRORS = 5
 
 
 def sip_serve(spec: dict, state, env):
-    from conformance.run.actions import StepError, _conn, _receive
+    from conformance.run.actions import StepError, _conn
 
     name = spec.get("name", "ws")
     conn = _conn(state, name)
-    deadline = time.monotonic() + env.timeout_s
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return Nothing(env.timeout_s * 1000.0, peer_alive=getattr(conn, "alive", None), awaited_request=True)
-        event = _receive(conn, _Bounded(env, left), "ws")
-        if isinstance(event, Nothing):  # the node's own request never came
-            return Nothing(event.waited_ms, peer_alive=event.peer_alive, awaited_request=True)
+    held = state.held.get(name)
+    if held:  # it came while the harness awaited an answer (actions._receive), already reported
+        event = held.pop(0)
+    else:
+        event = _next_request(conn, env)
         if not isinstance(event, SipReceived):
-            return event  # a close or garbage: the expectations judge it
-        if event.message.is_request:
-            break
-        # a stray response (e.g. a late answer to an earlier request) is not what we wait for
+            return event
     req = event.message
     status = int(spec.get("status", 200))
     if req.method != "ACK":
@@ -55,6 +50,25 @@ def sip_serve(spec: dict, state, env):
         except ConnectionError as exc:
             raise StepError(f"sip_serve: the connection {name!r} closed before the answer: {exc}") from exc
     return event
+
+
+def _next_request(conn, env):
+    """The next SIP request on `conn` within the step's timeout, or what came instead."""
+    from conformance.run.actions import _receive
+
+    deadline = time.monotonic() + env.timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return Nothing(env.timeout_s * 1000.0, peer_alive=getattr(conn, "alive", None), awaited_request=True)
+        event = _receive(conn, _Bounded(env, left), "ws")
+        if isinstance(event, Nothing):  # the node's own request never came
+            return Nothing(event.waited_ms, peer_alive=event.peer_alive, awaited_request=True)
+        if not isinstance(event, SipReceived):
+            return event  # a close or garbage: the expectations judge it
+        if event.message.is_request:
+            return event
+        # a stray response (e.g. a late answer to an earlier request) is not what we wait for
 
 
 class _Bounded:

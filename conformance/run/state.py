@@ -21,6 +21,9 @@ class CaseState:
     http: Any = None  # conformance.drivers.http.HttpDriver, created lazily
     ws: dict = field(default_factory=dict)  # name -> WebSocket connection
     sip: dict = field(default_factory=dict)  # "udp:host:port" -> SIP transport
+    # WebSocket name -> requests (SipReceived) the node sent while the harness awaited the answer
+    # to its own request; sip_serve takes them first (RFC 6665 4.1.2.4: NOTIFY before the 200)
+    held: dict = field(default_factory=dict)
     last_http: Any = None  # the previous HttpExchange (form filling, follow: location)
     last_received: Any = None
     browser: Any = None  # conformance.drivers.browser.BrowserUe when the browser plays the user
@@ -34,6 +37,7 @@ class CaseState:
                 pass
         self.ws.clear()
         self.sip.clear()
+        self.held.clear()
         if self.http is not None:
             self.http.close()
         if self.browser is not None:

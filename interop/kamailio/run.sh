@@ -13,11 +13,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/../lib.sh"
 PROFILE=$1 WORKDIR=$2; shift 2
 cd "$ROOT"
-ca=$(sed -n 's/^[[:space:]]*ca_bundle:[[:space:]]*//p' "$PROFILE" | head -n1)
-STATE=$(dirname "$(dirname "$ca")")          # <state>/pki/ca.pem
-pics() { sed -n "s/^[[:space:]]*$1:[[:space:]]*\([a-z_0-9]*\).*/\1/p" "$PROFILE"; }
-transport=$(pics core.transport) signalling=$(pics signalling.path)
-[ -n "$ca" ] && [ -n "$transport" ] || die "$PROFILE: no tls.ca_bundle or core.transport"
+STATE=$(profile_state_dir "$PROFILE")
+transport=$(pics "$PROFILE" core.transport) signalling=$(pics "$PROFILE" signalling.path)
+[ -n "$STATE" ] && [ -n "$transport" ] || die "$PROFILE: no tls.ca_bundle or core.transport"
 rm -rf "$STATE"
 "$HERE/start.sh" "$STATE" "$transport" "${signalling:-relay}" || exit 2
 trap '"$HERE/stop.sh" "$STATE"' EXIT

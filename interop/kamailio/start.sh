@@ -26,9 +26,18 @@ spawn refnet "$STATE/logs/refnet.log" "$IMS" reference up --state-dir "$STATE" \
   --token-lifetime-s 8   # the reference profile's short tokens: the expiry cases wait seconds
 wait_for_line refnet "$STATE/logs/refnet.log" "^reference network up" 30
 
+# The S-CSCF's presence and pua modules check their tables' versions at start (their state stays
+# in memory): an SQLite file with the schema Kamailio ships.
+SQL=/usr/share/kamailio/db_sqlite
+[ -r "$SQL/presence-create.sql" ] || die "$SQL/presence-create.sql missing (kamailio-sqlite-modules)"
+python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).executescript(
+  "".join(open(f).read() for f in sys.argv[2:]))' "$STATE/run/scscf/presence.sqlite3" \
+  "$SQL/standard-create.sql" "$SQL/presence-create.sql"
+
 for node in pcscf scscf; do
   spawn "$node" "$STATE/logs/$node.log" kamailio -f "$HERE/$node.cfg" -DD -E \
-    -Y "$STATE/run/$node" -A "HSS_DB=\"hss=>sqlite://$STATE/refnet.sqlite3\""
+    -Y "$STATE/run/$node" -A "HSS_DB=\"hss=>sqlite://$STATE/refnet.sqlite3\"" \
+    -A "PRES_DB=\"sqlite://$STATE/run/scscf/presence.sqlite3\""
 done
 wait_for_port pcscf 127.0.0.14 5060 20
 wait_for_port scscf 127.0.0.15 5060 20

@@ -35,8 +35,7 @@ def test_kamailio_core_cases(tmp_path, profile_name, transport):
     work = tmp_path / "work"
     proc = subprocess.run(
         [str(REPO / "interop/netns.sh"), str(REPO / "interop/kamailio/run.sh"), str(profile), str(work),
-         # the core registration cases; the lifecycle cases (reg event, Min-Expires, ...) need
-         # procedures interop/kamailio does not configure yet (docs/interop.md)
+         # the core registration cases; the lifecycle ones run in test_kamailio_reg_event_and_to_tags
          "--sut", "pcscf", "--sut", "scscf", "-k", "not lifecycle"],
         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     output = proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -53,3 +52,30 @@ def test_kamailio_core_cases(tmp_path, profile_name, transport):
     # silence, so inconclusive by the verdict rules; the closed TCP connection is a fail), never an error
     expected = {i: ("inconclusive" if i in SILENT else "fail") for i in DEVIATIONS}
     assert all(results[i]["verdict"] == expected[i] for i in DEVIATIONS & ran), output
+
+
+# The reg event package (presence + pua_reginfo) and the To tags, configured in interop/kamailio:
+# what Kamailio does right passes; the reginfo document pua_reginfo builds fails the schema and
+# instance checks (the deviations file has why) and nothing else.
+REGEVENT_PASS = {"TP_SCSCF_REGEV_004", "TP_SCSCF_REGEV_005", "TP_WSF_REGEV_001", "TP_SCSCF_TAG_001",
+                 "TP_SCSCF_TAG_002"}
+REGINFO_DEVIATIONS = {"TP_SCSCF_REGEV_001", "TP_SCSCF_REGEV_002", "TP_SCSCF_REGEV_003", "TP_SCSCF_REGEV_006",
+                      "TP_WSF_REGEV_002"}
+
+
+def test_kamailio_reg_event_and_to_tags(tmp_path):
+    assert shutil.which("kamailio"), "kamailio is not installed: run `make system-deps` as root"
+    profile = profile_in(tmp_path, "interop-kamailio.yaml", "kamailio", "interop-kamailio.deviations.yaml")
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [str(REPO / "interop/netns.sh"), str(REPO / "interop/kamailio/run.sh"), str(profile), str(work),
+         "-k", "REGEV or TAG"],
+        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert not left_running(tmp_path / "state"), "processes left running\n" + output
+    results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
+    assert proc.returncode == 0, output
+    assert {i: results[i]["verdict"] for i in REGEVENT_PASS} == dict.fromkeys(REGEVENT_PASS, "pass"), output
+    failed = {i for i, r in results.items() if r["verdict"] not in ("pass", "not applicable")}
+    assert failed == REGINFO_DEVIATIONS, output
+    assert all(results[i]["verdict"] == "fail" for i in REGINFO_DEVIATIONS), output

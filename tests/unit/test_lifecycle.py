@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.codec import sip
+from conformance.events import Nothing, SipReceived
 from conformance.model.phase import phase_of
+from conformance.run import actions
+from conformance.run.actions import ActionEnv
 from conformance.run.lifecycle_actions import reginfo as check_reginfo
 from conformance.run.reporter import NullReporter
+from conformance.run.state import CaseState
 from refnet.lifecycle import origin_refusal
 from refnet.regevent import ContactState, reginfo
 from refnet.registrar_rules import TooBrief, check_min_expires
@@ -91,3 +96,48 @@ def test_phase():
     assert phase_of(["RFC 3261 10.3", "LIFECYCLE expiry"], [14]) == "after 22: expiry"
     assert phase_of(["RFC 8898 2.2"], [14]) == "steps 1-22"
     assert phase_of(["RFC 8898 2.2"], []) == "-"
+
+
+NOTIFY = (b"NOTIFY sip:ue@ue.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/WSS wsf.example;branch=z9hG4bKn1\r\n"
+          b"Max-Forwards: 69\r\nTo: <sip:a@ims.example.net>;tag=ue1\r\nFrom: <sip:a@ims.example.net>;tag=s1\r\n"
+          b"Call-ID: sub1\r\nCSeq: 1 NOTIFY\r\nEvent: reg\r\nSubscription-State: terminated\r\n"
+          b"Content-Length: 0\r\n\r\n")
+UNSUBSCRIBE = ("SUBSCRIBE sip:a@ims.example.net SIP/2.0\r\nVia: SIP/2.0/WSS ue.invalid;branch=z9hG4bKs2\r\n"
+               "Max-Forwards: 70\r\nTo: <sip:a@ims.example.net>;tag=s1\r\nFrom: <sip:a@ims.example.net>;tag=ue1\r\n"
+               "Call-ID: sub1\r\nCSeq: 2 SUBSCRIBE\r\nEvent: reg\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n")
+OK_UNSUBSCRIBE = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/WSS ue.invalid;branch=z9hG4bKs2\r\n"
+                  b"To: <sip:a@ims.example.net>;tag=s1\r\nFrom: <sip:a@ims.example.net>;tag=ue1\r\n"
+                  b"Call-ID: sub1\r\nCSeq: 2 SUBSCRIBE\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n")
+
+
+class _Ws:
+    """A WebSocket whose node sends the given messages in order, then nothing."""
+
+    def __init__(self, *raw: bytes):
+        self.events = [SipReceived(sip.parse(r), r, "ws") for r in raw]
+        self.sent: list[str] = []
+        self.alive = True
+
+    def recv(self, timeout_s: float):
+        return self.events.pop(0) if self.events else Nothing(timeout_s * 1000.0, peer_alive=True)
+
+    def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+
+def test_notify_before_the_final_response_is_kept_for_sip_serve(tmp_path):
+    # RFC 6665 4.1.2.4: the NOTIFY that ends the subscription overtakes the 200 to the unsubscribe
+    ws = _Ws(NOTIFY, OK_UNSUBSCRIBE)
+    state = CaseState(profile=None, user={}, users={}, keylog=tmp_path / "keylog")
+    state.ws["wsf"] = ws
+
+    def env():
+        return ActionEnv(profile=None, reporter=NullReporter(), timeout_s=0.2, template_context=dict)
+
+    answer = actions.run("sip_send", {"over": "ws", "name": "wsf", "raw": UNSUBSCRIBE}, state, env())
+    assert isinstance(answer, SipReceived) and answer.message.status == 200
+    served = actions.run("sip_serve", {"name": "wsf"}, state, env())
+    assert isinstance(served, SipReceived) and served.message.method == "NOTIFY"
+    assert len(ws.sent) == 2 and ws.sent[1].startswith("SIP/2.0 200 ")  # the NOTIFY answered
+    # nothing held twice: the next sip_serve waits for a new request and reports its absence
+    assert isinstance(actions.run("sip_serve", {"name": "wsf"}, state, env()), Nothing)
