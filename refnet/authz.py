@@ -263,8 +263,9 @@ class CodeGrant(AuthorizationCodeGrant):
 
     def query_authorization_code(self, code, client):
         # RFC 6749 4.1.2: single use, bound to the client; consumed here atomically
-        row = self.server.store.claim_code(code, client.client_id,
-                                           allow_reuse=self.server.faults.on("as-code-reusable"))
+        # fault as-code-any-client: the code is looked up without its client
+        bound_to = None if self.server.faults.on("as-code-any-client") else client.client_id
+        row = self.server.store.claim_code(code, bound_to, allow_reuse=self.server.faults.on("as-code-reusable"))
         return AuthCode(row) if row else None
 
     def delete_authorization_code(self, authorization_code):

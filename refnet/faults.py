@@ -20,6 +20,8 @@ class Fault:
 
 FAULTS: tuple[Fault, ...] = (
     Fault("as-code-reusable", "as", "RFC 6749 4.1.2 / RFC 9700 2.1.1: authorization code is single use"),
+    Fault("as-code-any-client", "as",
+          "RFC 6749 4.1.3: a code is redeemed only by the client it was issued to (fault: any client allowed the grant)"),
     Fault("as-redirect-uri-loose", "as",
           "RFC 9700 2.1: exact redirect URI matching (accepts the registered URI with an extra query parameter)"),
     Fault("as-pkce-ignored", "as", "RFC 7636 4.6: code_verifier must match the code_challenge"),

@@ -213,16 +213,17 @@ class Store:
                         (code, client_id, redirect_uri, web_id, scope, code_challenge, code_challenge_method,
                          time.time() + lifetime_s))
 
-    def claim_code(self, code: str, client_id: str, allow_reuse: bool = False) -> dict | None:
-        """Atomically consume a live code issued to `client_id` (single use even under concurrency).
+    def claim_code(self, code: str, client_id: str | None, allow_reuse: bool = False) -> dict | None:
+        """Atomically consume a live code issued to `client_id` (single use even under concurrency;
+        None: issued to any client, fault as-code-any-client).
 
         A claimed code stays consumed even if the rest of the token request then fails."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            row = db.execute("SELECT * FROM codes WHERE code = ? AND client_id = ? AND expires_at > ?"
+            row = db.execute("SELECT * FROM codes WHERE code = ? AND (? IS NULL OR client_id = ?) AND expires_at > ?"
                              + ("" if allow_reuse else " AND used = 0"),
-                             (code, client_id, time.time())).fetchone()
+                             (code, client_id, client_id, time.time())).fetchone()
             if row is not None:
                 db.execute("UPDATE codes SET used = 1 WHERE code = ?", (code,))
             elif not allow_reuse:

@@ -390,6 +390,16 @@ def _code_reusable(h, net, o):
     assert redeem(h, net, o["redirect"]["code"], o["verifier"]).status_code == 200
 
 
+def _code_any_client(h, net, o):
+    # RFC 6749 4.1.3: another client allowed the code grant presents the application's code
+    resp, _, verifier = authorize(h, net, o["user"])
+    cfg = net.cfg
+    r = h.session(net).post(net.url("as", "/token"), auth=(cfg.other_audience_client_id, cfg.other_audience_client_secret),
+                            data={"grant_type": "authorization_code", "code": location_params(resp)["code"],
+                                  "redirect_uri": cfg.redirect_uri, "code_verifier": verifier})
+    assert r.status_code == 200 and "access_token" in r.json(), r.text
+
+
 def _redirect_uri_loose(h, net, o):
     _, challenge = h.pkce()
     params = auth_params(net, challenge, redirect_uri=net.cfg.redirect_uri + "?x=1")
@@ -454,7 +464,8 @@ def _token_in_redirect(h, net, o):
 
 
 AS_FAULT_CHECKS = {
-    "as-code-reusable": _code_reusable, "as-redirect-uri-loose": _redirect_uri_loose,
+    "as-code-reusable": _code_reusable, "as-code-any-client": _code_any_client,
+    "as-redirect-uri-loose": _redirect_uri_loose,
     "as-pkce-ignored": _pkce_ignored, "as-state-dropped": _state_dropped, "as-token-alg-none": _alg_none,
     "as-token-wrong-aud": _wrong_aud, "as-token-no-exp": _no_exp,
     "as-introspect-unauthenticated": _introspect_unauthenticated,
