@@ -87,19 +87,11 @@ class RegEventNotifier:
             return make_response(req, 489, "Bad Event", [("Allow-Events", "reg")])
         if source.host != cfg.endpoints["pcscf"].host:
             return make_response(req, 403, "Forbidden (SUBSCRIBE only through the P-CSCF)")
-        try:
-            target = parse_uri(str(req.uri))
-        except (UriError, ValueError) as exc:
-            return make_response(req, 400, f"Bad Request: Request-URI: {exc}")
-        owner = self.scscf.identities.by_impu(str(target))
-        if owner is None:
-            return make_response(req, 404, "Not Found (no such public user identity)")
-        aor = next((u for u in owner["impus"] if _same(u, target)), str(target))
-        if not faults.on("scscf-regevent-any-subscriber") and not self._authorized(req, owner):
-            return make_response(req, 403, "Forbidden (the subscriber is not the owner of this registration)")
         expires = requested_expires(req)
         to_tag = parse_name_addr(req.headers.get("To")).params.get("tag")
         if to_tag:  # a refresh or an unsubscribe within the dialog
+            # RFC 3261 12.2.2: matched to its dialog by Call-ID and tags; its Request-URI is our
+            # Contact (the remote target), not the subscribed IMPU, which the dialog already names
             frm_tag = parse_name_addr(req.headers.get("From")).params.get("tag")
             sub = self.subs.find(req.call_id or "", to_tag, frm_tag)
             if sub is None:
@@ -112,6 +104,16 @@ class RegEventNotifier:
                 sub.expires_at = time.time() + expires
                 self._pending.append((sub, f"active;expires={expires}", {}))
             return resp
+        try:
+            target = parse_uri(str(req.uri))
+        except (UriError, ValueError) as exc:
+            return make_response(req, 400, f"Bad Request: Request-URI: {exc}")
+        owner = self.scscf.identities.by_impu(str(target))
+        if owner is None:
+            return make_response(req, 404, "Not Found (no such public user identity)")
+        aor = next((u for u in owner["impus"] if _same(u, target)), str(target))
+        if not faults.on("scscf-regevent-any-subscriber") and not self._authorized(req, owner):
+            return make_response(req, 403, "Forbidden (the subscriber is not the owner of this registration)")
         if not req.headers.get("Contact"):
             return make_response(req, 400, "Bad Request (SUBSCRIBE without Contact)")
         # RFC 3261 12.1.1: the dialog-creating answer copies the Record-Route, in order

@@ -42,12 +42,26 @@ class FlowRouter:
         h.remove("Authorization")  # no credential of the UE enters the IMS core
         h.remove("P-Asserted-Identity")  # only the edge asserts (RFC 3325 9.1)
         h.set("P-Asserted-Identity", f"<{reg.impus[0]}>")
-        if req.method == "SUBSCRIBE":
+        if self._routes_to_us(h.get("Route")):
+            # RFC 3261 16.4: a request within a dialog names this proxy first in its route set
+            # (the Record-Route it put in the dialog's 2xx): that entry is removed, the rest routes
+            h.remove_first("Route")
+        in_dialog = "tag=" in (h.get("To") or "")
+        if req.method == "SUBSCRIBE" and not in_dialog:
             h.prepend("Record-Route", f"<sip:{flow.token}@{wsf.name};lr;ob>")
         transport = wsf.cfg.options.core_transport.upper()
         branch = f"z9hG4bK{secrets.token_hex(10)}"
         h.prepend("Via", f"SIP/2.0/{transport} {wsf.core.host}:{wsf.core.port};branch={branch};rport")
         await wsf.send_to_pcscf(flow, req, fwd, branch, transport)
+
+    def _routes_to_us(self, route: str | None) -> bool:
+        if not route:
+            return False
+        try:
+            uri = parse_name_addr(route.split(",")[0]).uri
+        except HeaderError:
+            return False
+        return (getattr(uri, "host", "") or "").lower() == self.wsf.name.lower()
 
     # -- core -> UE ------------------------------------------------------------------------------
     async def request_from_core(self, req: Request, source) -> None:

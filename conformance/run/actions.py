@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from conformance.codec import jwt as jwt_codec
+from conformance.codec import sip
 from conformance.events import Garbage, HttpExchange, Nothing, SipReceived, WsClosed
 from conformance.run import sign_in, sip_templates
 from conformance.run.clock import MONOTONIC, Clock
@@ -341,8 +342,24 @@ def _sip_send(spec: dict, state: CaseState, env: ActionEnv):
         # RFC 6665 4.1.2.4: a NOTIFY may arrive before the final response to the SUBSCRIBE that
         # caused it (they take separate paths through the proxies); sip_serve answers it later
         hold = state.held.setdefault(spec.get("name", "ws"), []) if over == "ws" else None
-        return _receive(conn, env, over, spec.get("skip_provisional", True), hold)
+        event = _receive(conn, env, over, spec.get("skip_provisional", True), hold)
+        _remember_dialog(spec.get("dialog"), data, event, state)
+        return event
     return Nothing(0.0)
+
+
+def _remember_dialog(name: str | None, sent: bytes, event, state: CaseState) -> None:
+    """The first 2xx of a `dialog:` send creates the dialog its later sends go within."""
+    from conformance.run.sip_dialog import Dialog, NoDialog
+
+    if not name or name in state.dialogs or not isinstance(event, SipReceived) or event.message.is_request:
+        return
+    try:
+        request = sip.parse(sent)
+        if event.message.cseq == request.cseq:  # the answer to this request, not a stray one
+            state.dialogs[name] = Dialog.from_response(request, event.message)
+    except (NoDialog, sip.SipParseError):
+        pass  # no dialog: a later send with this name goes as written, and its expectations judge
 
 
 def _sip_expect(spec: dict, state: CaseState, env: ActionEnv):

@@ -40,6 +40,8 @@ def sip_serve(spec: dict, state, env):
         if not isinstance(event, SipReceived):
             return event
     req = event.message
+    for dialog in state.dialogs.values():  # a NOTIFY refreshes its dialog's remote target
+        dialog.refresh_target(req)
     status = int(spec.get("status", 200))
     if req.method != "ACK":
         resp = sip.make_response(req, status, spec.get("reason"), to_tag=sip.new_tag())

@@ -60,6 +60,9 @@ def build(spec: dict, state, env, transport_vars: dict | None = None) -> bytes:
     variables = default_vars(state, env.profile) | dict(transport_vars or {}) | dict(spec.get("vars") or {})
     rendered = render(text, env.template_context({"vars": variables}))
     msg = sip.parse(rendered.replace("\r\n", "\n").replace("\n", "\r\n").encode())
+    dialog = state.dialogs.get(spec.get("dialog")) if spec.get("dialog") else None
+    if dialog is not None:  # within the dialog (RFC 3261 12.2.1.1); the overrides below still apply
+        dialog.apply(msg)
     for name, value in (spec.get("headers") or {}).items():
         if value is None:
             msg.headers.remove(name)
