@@ -330,6 +330,7 @@ def _sip_send(spec: dict, state: CaseState, env: ActionEnv):
     else:
         local = {} if over == "ws" else dict(zip(("local_host", "local_port"), conn.local_address))
         data = sip_templates.build(spec, state, env, {"transport": over.upper(), **local})
+        _remember_contacts(data, state)
     env.reporter.attach_sip("sent", data)
     try:
         if over == "ws":
@@ -346,6 +347,26 @@ def _sip_send(spec: dict, state: CaseState, env: ActionEnv):
         _remember_dialog(spec.get("dialog"), data, event, state)
         return event
     return Nothing(0.0)
+
+
+def _remember_contacts(sent: bytes, state: CaseState) -> None:
+    """The Contact URI of each +sip.instance the harness registers: a reginfo document identifies
+    a contact by its <uri> (RFC 3680 5.1); the instance in <unknown-param> is optional there."""
+    from conformance.codec.sip_headers import HeaderError, parse_name_addr_list
+
+    try:
+        msg = sip.parse(sent)
+        if not msg.is_request or msg.method != "REGISTER":
+            return
+        for value in msg.headers.get_all("Contact"):
+            for na in parse_name_addr_list(value):
+                instance = (na.params.get("+sip.instance") or "").strip('"')
+                if instance and na.uri is not None:  # every URI sent with it: a removal may name another
+                    uris = state.registered_contacts.setdefault(instance, [])
+                    if str(na.uri) not in uris:
+                        uris.append(str(na.uri))
+    except (sip.SipParseError, HeaderError):
+        pass
 
 
 def _remember_dialog(name: str | None, sent: bytes, event, state: CaseState) -> None:

@@ -9,7 +9,8 @@
   data for `json:` expectations: `$.valid`, `$.errors`, `$.version`, `$.state`,
   `$.registration[n].state`, `$.registration[n].contact[m].event`, and
   `$.contacts_by_instance['<urn:uuid:...>'].state` (every contact of every registration by its
-  +sip.instance, since a document lists contacts in no particular order).
+  +sip.instance, since a document lists contacts in no particular order; a contact without the
+  optional <unknown-param> is matched by its <uri> to the Contact the harness registered).
 """
 
 from __future__ import annotations
@@ -116,10 +117,27 @@ def reginfo(spec: dict, state, env) -> dict:
                        "expires": _int(c.get("expires")), "uri": uri.text if uri is not None else None,
                        "instance": instance}
             entry["contact"].append(contact)
+            if not instance and contact["uri"]:
+                # RFC 3680 5.1: the <uri> is the contact; <unknown-param> +sip.instance is optional
+                instance = _instance_of(contact["uri"], getattr(state, "registered_contacts", {}))
             if instance:
                 result["contacts_by_instance"][instance.strip('"')] = contact
         result["registration"].append(entry)
     return result
+
+
+def _instance_of(uri: str, registered: dict) -> str | None:
+    """The +sip.instance the harness registered `uri` with (RFC 3261 19.1.4 URI comparison)."""
+    from conformance.codec.sip_uri import UriError, uri_equal
+
+    for instance, contacts in registered.items():
+        for contact in contacts:
+            try:
+                if uri_equal(uri.strip(), contact):
+                    return instance
+            except (UriError, ValueError):
+                continue
+    return None
 
 
 def _int(text):

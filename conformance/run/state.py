@@ -24,7 +24,9 @@ class CaseState:
     # WebSocket name -> requests (SipReceived) the node sent while the harness awaited the answer
     # to its own request; sip_serve takes them first (RFC 6665 4.1.2.4: NOTIFY before the 200)
     held: dict = field(default_factory=dict)
-    dialogs: dict = field(default_factory=dict)  # sip_send `dialog:` name -> conformance.run.sip_dialog.Dialog
+    dialogs: dict = field(default_factory=dict)
+    # +sip.instance -> the Contact URIs the harness sent with it (reginfo matches a contact by either)
+    registered_contacts: dict = field(default_factory=dict)  # sip_send `dialog:` name -> conformance.run.sip_dialog.Dialog
     last_http: Any = None  # the previous HttpExchange (form filling, follow: location)
     last_received: Any = None
     browser: Any = None  # conformance.drivers.browser.BrowserUe when the browser plays the user

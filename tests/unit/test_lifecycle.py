@@ -76,6 +76,32 @@ def test_terminated_registration():
     assert out["valid"] and out["registration"][0]["state"] == "terminated"
 
 
+def test_a_contact_without_its_instance_is_found_by_the_uri_the_harness_registered():
+    # RFC 3680 5.1: <uri> is the contact; <unknown-param name="+sip.instance"> is optional
+    from types import SimpleNamespace
+
+    contacts = [ContactState("sip:a@x.invalid;transport=ws", None, "active", "registered", 600, "c1"),
+                ContactState("sip:b@y.invalid;transport=ws", None, "active", "registered", 600, "c2")]
+    body = reginfo("sip:alice@ims.example.net", "r1", 0, contacts, terminated=False).decode()
+    state = SimpleNamespace(registered_contacts={"<urn:uuid:1>": ["sip:z@z.invalid", "sip:a@X.invalid;transport=WS"]})
+    out = check_reginfo({"body": body}, state, _Env())
+    assert out["contacts_by_instance"]["<urn:uuid:1>"]["uri"] == "sip:a@x.invalid;transport=ws"  # 19.1.4
+    assert list(out["contacts_by_instance"]) == ["<urn:uuid:1>"]  # b was never registered by the harness
+    assert _check(body)["contacts_by_instance"] == {}  # no state: nothing to match by
+
+
+def test_the_harness_remembers_the_contacts_it_registers():
+    state = CaseState(profile=None, user={}, users={}, keylog=None)
+    register = (b"REGISTER sip:ims.example.net SIP/2.0\r\nVia: SIP/2.0/WSS h.invalid;branch=z9hG4bK1\r\n"
+                b"To: <sip:a@ims.example.net>\r\nFrom: <sip:a@ims.example.net>;tag=1\r\nCall-ID: c\r\n"
+                b"CSeq: 1 REGISTER\r\nContact: <sip:k@h.invalid;transport=ws>;+sip.instance=\"<urn:uuid:9>\";"
+                b"reg-id=1\r\nContent-Length: 0\r\n\r\n")
+    actions._remember_contacts(register, state)
+    actions._remember_contacts(register.replace(b"sip:k@", b"sip:m@"), state)  # e.g. a removal, another URI
+    actions._remember_contacts(register, state)
+    assert state.registered_contacts == {"<urn:uuid:9>": ["sip:k@h.invalid;transport=ws", "sip:m@h.invalid;transport=ws"]}
+
+
 @pytest.mark.parametrize(("body", "why"), [
     ('<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="0"/>', "state missing"),
     ('<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="0" state="full">'
