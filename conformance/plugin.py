@@ -293,6 +293,13 @@ def pytest_report_teststatus(report, config):
 def pytest_collection_modifyitems(config, items):
     nodes = set(config.getoption("--sut") or [])
     offline = bool(config.getoption("--ims-analyze"))
+    if hasattr(config, "workerinput") and config.getoption("--profile") and not offline \
+            and items and all(isinstance(item, TestCaseItem) for item in items):
+        # an xdist worker of a catalog run: the cases that wait a stated time first (conformance.run.long_first)
+        from conformance.run.long_first import longest_first, stated_wait_ms
+
+        pixit = _profile(config).pixit
+        items[:] = longest_first(items, lambda item: stated_wait_ms(item.tc, pixit))
     if not nodes and not offline:
         return
 
@@ -404,6 +411,17 @@ def pytest_configure_node(node):
     index = worker_network.worker_index(node)
     if networks is not None and index is not None and index < networks.count:
         node.workerinput[worker_network_start.WORKERINPUT_KEY] = str(networks.workdir)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # an xdist hook: the controller's scheduler (before xdist's own)
+def pytest_xdist_make_scheduler(config, log):
+    """A catalog run with the default --dist load: the cases that wait go first, spread over the
+    workers (conformance.run.long_first); any other run, or another --dist, is xdist's."""
+    if config.getoption("--profile") and not config.getoption("--ims-analyze") and config.getvalue("dist") == "load":
+        from conformance.run.long_first import make_scheduler
+
+        return make_scheduler(config, log)
+    return None
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: in the controller, when a worker has finished
