@@ -4,9 +4,10 @@ About ten test cases of the catalog spend most of their time waiting what they s
 to expire, a binding to lapse, a window of required silence): about 21 s of a 45 s serial run,
 at no CPU. Run in catalog order under `-n 2`, where they fall is chance: in one measured run one
 worker got 21.6 s of test cases and the other 17.8 s, and a long wait at the end of one worker's
-list leaves the other idle. Started first, and handed out one at a time (the plugin sets xdist's
---maxschedchunk to 1), they are spread over the workers and overlap the other worker's work, and
-the last cases to run are short ones (longest-processing-time-first list scheduling).
+list leaves the other idle. Collected first by every worker and dealt out a few at a time by the
+scheduler below (the plugin's pytest_xdist_make_scheduler, for --dist load), they are spread over
+the workers and overlap the other worker's work, and the last cases to run are short ones
+(longest-processing-time-first list scheduling).
 
 The key is what the test case states, never a measured time: the same on every worker (xdist
 needs every worker to collect the same order) and on every machine. A wait for a token's expiry
@@ -58,20 +59,23 @@ def longest_first(items: list, wait_of) -> list:
     return sorted(items, key=lambda item: -wait_of(item))
 
 
+AHEAD = 3  # cases queued on a worker: the one it runs, the next (pytest needs it), one more
+
+
 def make_scheduler(config, log):
-    """xdist's load scheduling, with two changes for a catalog whose workers collect the waiting
-    cases first: the first batch is dealt round robin (worker 1 gets the 1st and 3rd case, worker
-    2 the 2nd and 4th, ...; xdist's default gives each worker a run of consecutive cases, so the
-    two longest would land on one worker), and later cases go out one at a time as a worker
-    frees up (--maxschedchunk 1 unless given), so the last ones left are short."""
+    """xdist's load scheduling, for a catalog whose workers collect the waiting cases first: the
+    first cases are dealt round robin (worker 1 gets the 1st, 3rd, 5th case, worker 2 the 2nd,
+    4th, 6th; xdist's default gives each worker a quarter of its share as one run of consecutive
+    cases, so the longest waits would land on one worker), and then each worker is kept AHEAD
+    cases ahead, one case sent per case done, so the last ones left to share are short.
+
+    Why three: an xdist worker starts a case only once it knows the case after it (pytest's
+    `nextitem`); with two queued, every case would wait for the controller's answer to the
+    previous one's report, a round trip per case through a process that gets little CPU on a
+    busy machine."""
     from xdist.scheduler import LoadScheduling
 
     class LongFirstScheduling(LoadScheduling):
-        def __init__(self, config, log=None):
-            super().__init__(config, log)
-            if self.maxschedchunk is None:
-                self.maxschedchunk = 1
-
         def schedule(self) -> None:
             assert self.collection_is_completed
             if self.collection is not None or not self._check_nodes_have_same_collection():
@@ -81,11 +85,21 @@ def make_scheduler(config, log):
             self.pending[:] = range(len(self.collection))
             if not self.collection:
                 return
-            for _ in range(2):  # two each: a worker runs one case while the next one is known
+            for _ in range(AHEAD):
                 for node in self.nodes:
                     self._send_tests(node, 1)
             if not self.pending:
                 for node in self.nodes:
                     node.shutdown()
+
+        def check_schedule(self, node, duration: float = 0) -> None:
+            if node.shutting_down:
+                return
+            if not self.pending:
+                node.shutdown()
+                return
+            missing = AHEAD - len(self.node2pending[node])
+            if missing > 0:
+                self._send_tests(node, missing)
 
     return LongFirstScheduling(config, log)
