@@ -24,6 +24,7 @@ PARALLEL_SAFE = {
     "test_refnet_wsf.py", "test_refnet_thirdparty.py", "test_refnet_fuzz.py", "test_peers_alone.py",
     "test_interop_kamailio.py", "test_hostile_sut.py",
     "test_capture_live.py",  # its own addresses (127.0.0.41-43), ports from the kernel
+    "test_parallel_own_networks.py",  # a network namespace of its own
 }
 SERIAL_UNIT = {"test_peers.py"}  # emulated P-CSCF on 127.0.0.14:5060
 

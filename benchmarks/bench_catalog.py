@@ -1,7 +1,10 @@
 """The whole catalog against the reference network with capture on (issues 5 and 15): wall time of
 `ims-conformance run --profile profiles/reference.yaml`, serially and with `-n 2`.
 
-    .venv/bin/python benchmarks/bench_catalog.py [--runs 3] [--workers 2]
+    interop/netns.sh .venv/bin/python benchmarks/bench_catalog.py [--runs 3] [--workers 2]
+
+(in a network namespace of its own: the networks bind the profile's fixed addresses, and the
+workers' networks the next loopback blocks)
 
 Each run launches the reference network itself (the profile says `launch: true`), as
 `make demo` does, so the time includes starting and stopping it (with `-n`, one network per
@@ -10,7 +13,11 @@ other load on the machine hits both alike. Printed per run: wall time, CPU time 
 everything it started (harness, workers, reference networks), verdict counts; then the medians,
 the speed-up (goal: >= 1.7x with -n 2, issue 15), the serial time per test case and that time
 scaled to a 200-case catalog (goal: <= 30 s), and whether every test case got the same verdict
-in every run (the speed-up counts only if it did).
+in every run (the speed-up counts only if it did). Under each run, where its wall time went: the
+sum of the test cases' own times per process (serially "main", under -n each worker: how even
+the split was), of which the ten longest (the cases that wait a stated time), and the rest of the
+wall time outside the busiest process's test cases (start-up, collection, pytest between cases,
+stop).
 
 The environment's PYTHONDONTWRITEBYTECODE is passed on: with it set, every process (each
 worker, each node of each network) compiles its imports from source, which a normal install
@@ -54,8 +61,9 @@ def foreign_network() -> bool:
         return False
 
 
-def run_once(extra: list[str]) -> tuple[float, float, dict[str, str], int]:
-    """(wall s, CPU s of the run and its children, verdict per test case, exit status)."""
+def run_once(extra: list[str]) -> tuple[float, float, dict[str, str], int, dict[str, dict[str, float]]]:
+    """(wall s, CPU s of the run and its children, verdict per test case, exit status, seconds of
+    each test case per process that ran it: "main" serially, "gw0", "gw1", ... under -n)."""
     work = Path(tempfile.mkdtemp(prefix="bench-catalog-"))
     cmd = [sys.executable, "-m", "conformance.cli", "run", "--profile", "profiles/reference.yaml",
            "--alluredir", str(work / "results"), "--workdir", str(work / "w"), *extra]
@@ -66,10 +74,25 @@ def run_once(extra: list[str]) -> tuple[float, float, dict[str, str], int]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     verdicts: dict[str, str] = {}
+    seconds: dict[str, dict[str, float]] = {}
     for f in (work / "w").glob("verdicts-*.json"):
         for r in json.loads(f.read_text())["results"]:
             verdicts[r["id"]] = r["verdict"]
-    return wall, cpu, verdicts, proc.returncode
+            seconds.setdefault(f.stem.removeprefix("verdicts-"), {})[r["id"]] = float(r["seconds"])
+    return wall, cpu, verdicts, proc.returncode, seconds
+
+
+def breakdown(seconds: dict[str, dict[str, float]], wall: float) -> str:
+    """Where the wall time went: the test cases of each process (the ten that wait longest
+    apart), and what is outside every test case (start-up, collection, pytest per case, stop)."""
+    parts = []
+    for proc, cases in sorted(seconds.items()):
+        if not cases:
+            continue
+        longest = sorted(cases.values(), reverse=True)[:10]
+        parts.append(f"{proc}: {len(cases)} cases {sum(cases.values()):.1f} s (10 longest {sum(longest):.1f} s)")
+    busiest = max((sum(c.values()) for c in seconds.values()), default=0.0)
+    return "; ".join(parts) + f"; outside the busiest process's cases {wall - busiest:.1f} s"
 
 
 def counts(verdicts: dict[str, str]) -> dict[str, int]:
@@ -98,16 +121,18 @@ def main() -> int:
             if foreign_network():
                 print("  WARNING: a reference network already listens at the profile's addresses (another "
                       "user's?): this run uses it, its verdicts and times are not comparable", flush=True)
-            wall, cpu, verdicts, rc = run_once(modes[mode])
+            wall, cpu, verdicts, rc, seconds = run_once(modes[mode])
             walls[mode].append(wall)
             cpus[mode].append(cpu)
             if reference is None:
                 reference = verdicts
             diff = sorted(k for k in reference.keys() | verdicts.keys() if reference.get(k) != verdicts.get(k))
             identical = identical and not diff
-            print(f"  {mode:7} {wall:6.1f} s wall {cpu:6.1f} s CPU  exit {rc}  verdicts {counts(verdicts)}"
+            print(f"  {mode:7} {wall:6.1f} s wall {cpu:6.1f} s CPU  load {os.getloadavg()[0]:4.1f}  exit {rc}  "
+                  f"verdicts {counts(verdicts)}"
                   + (f"  DIFFERENT from the first run: {', '.join(f'{k} {verdicts.get(k)}' for k in diff)}"
                      if diff else ""), flush=True)
+            print(f"          {breakdown(seconds, wall)}", flush=True)
     serial, par = statistics.median(walls["serial"]), statistics.median(walls[parallel])
     n_cases = len(reference or {})
     per_case = serial / max(1, n_cases)

@@ -293,6 +293,13 @@ def pytest_report_teststatus(report, config):
 def pytest_collection_modifyitems(config, items):
     nodes = set(config.getoption("--sut") or [])
     offline = bool(config.getoption("--ims-analyze"))
+    if hasattr(config, "workerinput") and config.getoption("--profile") and not offline \
+            and items and all(isinstance(item, TestCaseItem) for item in items):
+        # an xdist worker of a catalog run: the cases that wait a stated time first (conformance.run.long_first)
+        from conformance.run.long_first import longest_first, stated_wait_ms
+
+        pixit = _profile(config).pixit
+        items[:] = longest_first(items, lambda item: stated_wait_ms(item.tc, pixit))
     if not nodes and not offline:
         return
 
@@ -355,15 +362,25 @@ def pytest_sessionstart(session):
     from conformance.run import reference
 
     profile = _profile(config)
-    from conformance.run import worker_network
+    from conformance.run import worker_network, worker_network_start
 
+    workers_own = worker_network.runs_in_parallel(config) and worker_network.applies(profile)
     try:
         if getattr(config, "_ims_own_network", False):  # an xdist worker with a network of its own
-            config._ims_refnet = reference.ensure_up(profile)
+            handover = config.workerinput.get(worker_network_start.WORKERINPUT_KEY)
+            if handover:  # the controller started it while this worker was starting
+                worker_network_start.wait_for_mine(Path(handover), worker_network.worker_index(config))
+            else:
+                config._ims_refnet = reference.ensure_up(profile)
         elif not hasattr(config, "workerinput"):
-            if not (worker_network.runs_in_parallel(config) and worker_network.applies(profile)):
-                config._ims_refnet = reference.ensure_up(profile)  # else each worker starts its own
-    except reference.NetworkMismatch as exc:
+            if workers_own:  # one network per worker, started now, while xdist spawns the workers
+                networks = worker_network_start.ControllerNetworks(
+                    profile, len(config.option.tx or []), Path(config.getoption("--ims-workdir")).resolve())
+                networks.start()
+                config._ims_worker_networks = networks
+            else:
+                config._ims_refnet = reference.ensure_up(profile)
+    except (reference.NetworkMismatch, worker_network_start.NetworkNotStarted) as exc:
         raise pytest.UsageError(str(exc)) from None
     # the nodes the vendor does not supply, played by the harness (docs/peers.md), in the process
     # that runs the test cases (a case scripts them and reads what they received): each xdist
@@ -380,9 +397,41 @@ def pytest_sessionstart(session):
     missing = check_files(profile, network_started=started)
     if missing:  # before anything is sent: every TLS connection would fail as the SUT's fault
         raise pytest.UsageError("\n".join(map(str, missing)))
-    factory = _capture_factory(config, profile)
+    # a controller whose workers have networks of their own runs no test case: nothing to sniff
+    factory = None if workers_own else _capture_factory(config, profile)
     if factory is not None:  # sniff from the start: later cases may reuse connections opened now
         factory.ensure_started(Path(config.getoption("--ims-workdir")) / "harness.keylog")
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: called in the controller for each worker it sets up
+def pytest_configure_node(node):
+    from conformance.run import worker_network, worker_network_start
+
+    networks = getattr(node.config, "_ims_worker_networks", None)
+    index = worker_network.worker_index(node)
+    if networks is not None and index is not None and index < networks.count:
+        node.workerinput[worker_network_start.WORKERINPUT_KEY] = str(networks.workdir)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # an xdist hook: the controller's scheduler (before xdist's own)
+def pytest_xdist_make_scheduler(config, log):
+    """A catalog run with the default --dist load: the cases that wait go first, spread over the
+    workers (conformance.run.long_first); any other run, or another --dist, is xdist's."""
+    if config.getoption("--profile") and not config.getoption("--ims-analyze") and config.getvalue("dist") == "load":
+        from conformance.run.long_first import make_scheduler
+
+        return make_scheduler(config, log)
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: in the controller, when a worker has finished
+def pytest_testnodedown(node, error):
+    from conformance.run import worker_network
+
+    networks = getattr(node.config, "_ims_worker_networks", None)
+    index = worker_network.worker_index(node)
+    if networks is not None and index is not None:
+        networks.stop_soon(index)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -398,6 +447,9 @@ def pytest_sessionfinish(session, exitstatus):
     network = getattr(config, "_ims_refnet", None)
     if network is not None:
         network.stop_all()
+    worker_networks = getattr(config, "_ims_worker_networks", None)
+    if worker_networks is not None:  # every worker has finished its session by now
+        worker_networks.stop()
     results = config.stash.get(_RESULTS_KEY, [])
     if _PROFILE_KEY not in config.stash:
         return

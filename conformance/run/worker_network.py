@@ -8,7 +8,8 @@ addresses, each worker therefore gets its own: the same nodes, options and fault
 loopback block (worker gwK: 127.0.0.x -> 127.K+1.0.x; lo answers the whole 127/8) with its own
 state directory (PKI issued for those addresses, database, key logs). Its sniffer's BPF filter
 names only its own addresses, so a worker's capture holds its own test cases and nothing else:
-the verdicts are those of a serial run by construction.
+the verdicts are those of a serial run by construction. The controller starts these networks
+while xdist spawns the workers (conformance.run.worker_network_start).
 
 A vendor's network cannot be duplicated: with one, workers share it and each test case keeps
 the messages tied to it (conformance.capture.correlate).

@@ -1,0 +1,105 @@
+"""Order of the test cases in a parallel run: the ones that wait a stated time first.
+
+About ten test cases of the catalog spend most of their time waiting what they state (a token
+to expire, a binding to lapse, a window of required silence): about 21 s of a 45 s serial run,
+at no CPU. Run in catalog order under `-n 2`, where they fall is chance: in one measured run one
+worker got 21.6 s of test cases and the other 17.8 s, and a long wait at the end of one worker's
+list leaves the other idle. Collected first by every worker and dealt out a few at a time by the
+scheduler below (the plugin's pytest_xdist_make_scheduler, for --dist load), they are spread over
+the workers and overlap the other worker's work, and the last cases to run are short ones
+(longest-processing-time-first list scheduling).
+
+The key is what the test case states, never a measured time: the same on every worker (xdist
+needs every worker to collect the same order) and on every machine. A wait for a token's expiry
+counts its bound (`max_ms`): the token's lifetime is not known before the case runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_PIXIT_REF = re.compile(r"^\$\{pixit\.([A-Za-z0-9_.]+)\}$")
+UNTIL_EXP_DEFAULT_MS = 10_000.0  # conformance.run.actions: the default bound of wait.until_exp
+
+
+def _number(value: Any, pixit: dict) -> float:
+    """A duration as written: a number, or `${pixit.a.b}` resolved from the profile; 0 otherwise."""
+    if isinstance(value, str):
+        m = _PIXIT_REF.match(value.strip())
+        if m:
+            node: Any = pixit
+            for part in m.group(1).split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            value = node
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def stated_wait_ms(tc, pixit: dict) -> float:
+    """The time test case `tc` says it waits: its `wait` steps, and the window of every step that
+    expects nothing to arrive (it lasts its whole timeout)."""
+    total = 0.0
+    for step in tc.steps:
+        if step.action == "wait" and isinstance(step.args, dict):
+            if "until_exp" in step.args:
+                total += _number(step.args.get("max_ms", UNTIL_EXP_DEFAULT_MS), pixit)
+            else:
+                total += _number(step.args.get("ms", 0), pixit)
+        elif step.timeout_ms is not None and any(e.op == "nothing" or e.subject == "nothing" for e in step.expect):
+            total += _number(step.timeout_ms, pixit)
+    return total
+
+
+def longest_first(items: list, wait_of) -> list:
+    """`items` with the ones that wait longest first; ties, and every case that states no wait,
+    keep their catalog order (a stable sort)."""
+    return sorted(items, key=lambda item: -wait_of(item))
+
+
+AHEAD = 3  # cases queued on a worker: the one it runs, the next (pytest needs it), one more
+
+
+def make_scheduler(config, log):
+    """xdist's load scheduling, for a catalog whose workers collect the waiting cases first: the
+    first cases are dealt round robin (worker 1 gets the 1st, 3rd, 5th case, worker 2 the 2nd,
+    4th, 6th; xdist's default gives each worker a quarter of its share as one run of consecutive
+    cases, so the longest waits would land on one worker), and then each worker is kept AHEAD
+    cases ahead, one case sent per case done, so the last ones left to share are short.
+
+    Why three: an xdist worker starts a case only once it knows the case after it (pytest's
+    `nextitem`); with two queued, every case would wait for the controller's answer to the
+    previous one's report, a round trip per case through a process that gets little CPU on a
+    busy machine."""
+    from xdist.scheduler import LoadScheduling
+
+    class LongFirstScheduling(LoadScheduling):
+        def schedule(self) -> None:
+            assert self.collection_is_completed
+            if self.collection is not None or not self._check_nodes_have_same_collection():
+                super().schedule()  # a rescheduling, or a collection mismatch xdist reports itself
+                return
+            self.collection = next(iter(self.node2collection.values()))
+            self.pending[:] = range(len(self.collection))
+            if not self.collection:
+                return
+            for _ in range(AHEAD):
+                for node in self.nodes:
+                    self._send_tests(node, 1)
+            if not self.pending:
+                for node in self.nodes:
+                    node.shutdown()
+
+        def check_schedule(self, node, duration: float = 0) -> None:
+            if node.shutting_down:
+                return
+            if not self.pending:
+                node.shutdown()
+                return
+            missing = AHEAD - len(self.node2pending[node])
+            if missing > 0:
+                self._send_tests(node, missing)
+
+    return LongFirstScheduling(config, log)

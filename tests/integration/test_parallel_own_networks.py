@@ -1,0 +1,58 @@
+"""`-n 2` with the shipped reference profile (`launch: true`): the controller starts one reference
+network per worker while the workers start (conformance.run.worker_network_start), each worker
+runs against its own, the cases that wait a stated time go first, and every node is stopped at
+the end. Runs in a network namespace of its own (the profile's fixed addresses and the workers'
+127.1.0.x / 127.2.0.x blocks). Needs root (ip netns)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace (ip netns)")
+
+# two that wait a stated time (1 s each), three that do not
+CASES = ("TP_WSF_WSC_001", "TP_WSF_WSC_002", "TP_FLOW_REG_001", "TP_WSF_WS_001", "TP_AS_TOKEN_001")
+
+# after the run, in the same namespace: does anything still listen at a worker's addresses?
+LEFT_RUNNING = """
+import socket, sys
+left = []
+for block in ("127.1.0", "127.2.0"):
+    for host, port in ((f"{block}.11", 8443), (f"{block}.12", 9443), (f"{block}.13", 10443)):
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            left.append(f"{host}:{port}")
+        except OSError:
+            pass
+print("LEFT RUNNING:", left)
+"""
+
+
+def test_two_workers_each_run_against_the_network_the_controller_started_for_it(tmp_path):
+    work = tmp_path / "w"
+    run = [sys.executable, "-m", "conformance.cli", "run", "--profile", "profiles/reference.yaml",
+           "--alluredir", str(tmp_path / "r"), "--workdir", str(work), "-n", "2", "-k", " or ".join(CASES)]
+    script = f"{subprocess.list2cmdline(run)}; echo EXIT $?; {subprocess.list2cmdline([sys.executable, '-c', LEFT_RUNNING])}"
+    proc = subprocess.run([str(REPO / "interop" / "netns.sh"), "sh", "-c", script], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert "EXIT 0" in proc.stdout, out[-4000:]
+    per_worker = {}
+    for f in work.glob("verdicts-gw*.json"):
+        per_worker[f.stem] = {r["id"]: r["verdict"] for r in json.loads(f.read_text())["results"]}
+    verdicts = {k: v for results in per_worker.values() for k, v in results.items()}
+    assert verdicts == dict.fromkeys(CASES, "pass"), out[-4000:]
+    # the controller started both workers' networks and said so to each
+    for index in (0, 1):
+        assert json.loads((work / "worker-networks" / f"gw{index}.json").read_text()) == {"ok": True}
+    # the two waiting cases went first, one to each worker (each worker's first result)
+    firsts = {results and next(iter(results)) for results in per_worker.values()}
+    assert firsts == {"TP_WSF_WSC_001", "TP_WSF_WSC_002"}, per_worker
+    assert "LEFT RUNNING: []" in proc.stdout, out[-2000:]

@@ -1,0 +1,35 @@
+"""Parallel catalog runs hand out the test cases that wait a stated time first (conformance.run.long_first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conformance.model.profile import load_profile
+from conformance.model.testcase import load_testcase
+from conformance.run.long_first import longest_first, stated_wait_ms
+
+ROOT = Path(__file__).resolve().parents[2]
+PIXIT = load_profile(ROOT / "profiles" / "reference.yaml").pixit
+
+
+def _case(folder: str, name: str):
+    return load_testcase(ROOT / "testcases" / folder / f"{name}.yaml")
+
+
+def test_stated_waits_of_the_catalog_cases():
+    assert stated_wait_ms(_case("lifecycle", "TP_WSF_WSC_001"), PIXIT) == 1000  # wait: {ms: 1000}
+    # wait: {ms: "${pixit.lifecycle.expiry_wait_ms}"}, resolved from the profile
+    assert stated_wait_ms(_case("lifecycle", "TP_SCSCF_EXP_006"), PIXIT) == PIXIT["lifecycle"]["expiry_wait_ms"]
+    assert stated_wait_ms(_case("lifecycle", "TP_WSF_RER_002"), PIXIT) == 15000  # until_exp: its max_ms bound
+    assert stated_wait_ms(_case("wsf", "TP_WSF_SIP_005"), PIXIT) == 800  # expects nothing for timeout_ms
+    assert stated_wait_ms(_case("flow", "TP_FLOW_REG_001"), PIXIT) == 0
+
+
+def test_an_unresolvable_duration_counts_as_no_wait():
+    assert stated_wait_ms(_case("lifecycle", "TP_SCSCF_EXP_006"), {}) == 0
+
+
+def test_longest_first_keeps_catalog_order_among_equals():
+    items = ["a0", "b1000", "c0", "d800", "e1000", "f0"]
+    ordered = longest_first(items, lambda s: int(s[1:]))
+    assert ordered == ["b1000", "e1000", "d800", "a0", "c0", "f0"]
