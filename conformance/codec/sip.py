@@ -136,14 +136,16 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value (the top one for list headers), or `default`."""
-        for i in self._matches(name):
-            value = self._items[i][1]
-            if header_key(name) in LIST_HEADERS:
-                values = split_list(value)
-                if not values:
-                    continue
-                return values[0]
-            return value
+        key = header_key(name)
+        split = key in LIST_HEADERS
+        for n, value in self._items:  # _matches inlined: every parse asks for Content-Length
+            if n == name or header_key(n) == key:
+                if split:
+                    values = split_list(value)
+                    if not values:
+                        continue
+                    return values[0]
+                return value
         return default
 
     def get_all(self, name: str) -> list[str]:
@@ -370,6 +372,7 @@ _DIGITS = re.compile(r"[0-9]+")
 _RESPONSE_LINE = re.compile(r"(\S+)[ \t]+([0-9]+)(?:[ \t](.*))?", re.DOTALL)
 _WS_SPLIT = re.compile(r"[ \t]+")
 _WS_CR = " \t\r"  # a stray CR before a line's LF is line-end noise, not part of a value
+_SP_HT = " \t"
 
 
 def _header_end(data: bytes, start: int) -> tuple[int, int] | None:
@@ -428,24 +431,34 @@ def _parse(data: bytes, out: list[Violation] | None) -> _Parsed:
     names: list[str] = []
     values: list[str] = []
     numbers: list[int] = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        line = line.rstrip("\r")
-        if line[:1] in (" ", "\t"):
-            # RFC 3261 7.3.1: a line starting with whitespace continues the previous field; the
-            # CRLF and the whitespace around it are equivalent to one SP.
-            if values:
-                values[-1] = (values[-1] + " " + line.strip(_WS_CR)).strip(_WS_CR)
-            elif out is not None:
-                out.append(Violation("RFC3261-7.3.1 folding", "continuation line before any header", lineno))
-            continue
-        colon = line.find(":")
-        if colon < 0:
-            if out is not None:
-                out.append(Violation("RFC3261-7.3 header-line", f"header line without ':': {line!r}", lineno))
-            continue
-        names.append(line[:colon].rstrip(" \t"))
-        values.append(line[colon + 1:].strip(_WS_CR))
-        numbers.append(lineno)
+    if out is None and "\n " not in text and "\n\t" not in text:
+        # No continuation line and no one to tell about lines without a colon (the lenient parse
+        # of every message a capture or a driver sees): the loop below without its branches.
+        for lineno, line in enumerate(lines[1:], start=2):
+            name, colon, value = line.partition(":")
+            if colon:
+                names.append(name.rstrip(_SP_HT))
+                values.append(value.strip(_WS_CR))
+                numbers.append(lineno)
+    else:
+        for lineno, line in enumerate(lines[1:], start=2):
+            line = line.rstrip("\r")
+            if line[:1] in (" ", "\t"):
+                # RFC 3261 7.3.1: a line starting with whitespace continues the previous field; the
+                # CRLF and the whitespace around it are equivalent to one SP.
+                if values:
+                    values[-1] = (values[-1] + " " + line.strip(_WS_CR)).strip(_WS_CR)
+                elif out is not None:
+                    out.append(Violation("RFC3261-7.3.1 folding", "continuation line before any header", lineno))
+                continue
+            colon = line.find(":")
+            if colon < 0:
+                if out is not None:
+                    out.append(Violation("RFC3261-7.3 header-line", f"header line without ':': {line!r}", lineno))
+                continue
+            names.append(line[:colon].rstrip(" \t"))
+            values.append(line[colon + 1:].strip(_WS_CR))
+            numbers.append(lineno)
     headers = Headers()
     headers._items = list(zip(names, values))
 
