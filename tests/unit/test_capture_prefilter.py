@@ -109,9 +109,35 @@ def test_dumped_reading_equals_packet_by_packet_reading(tmp_path, monkeypatch):
     path, _ = _mixed_capture(tmp_path)
     assert libpcap._libc() is not None  # glibc has open_memstream: the dumped path is the one tested
     dumped = read_filtered(path, PIXIT)
-    monkeypatch.setattr(libpcap, "_LIBC", False)
+    monkeypatch.setattr(libpcap, "_LIBC", False)  # no open_memstream, no fmemopen: file by path
     one_by_one = read_filtered(path, PIXIT)
     assert dumped == one_by_one and len(dumped) > 10
+
+
+@needs_libpcap
+def test_mapped_file_reads_as_the_file_by_path(tmp_path, monkeypatch):
+    import contextlib
+
+    import conformance.capture.libpcap as libpcap
+
+    path, _ = _mixed_capture(tmp_path)
+    opened = []
+    real_open = libpcap._open
+    monkeypatch.setattr(libpcap, "_open", lambda *a: opened.append(a[2]) or real_open(*a))
+    mapped = read_filtered(path, PIXIT)
+    monkeypatch.setattr(libpcap, "_mapped", lambda _path: contextlib.nullcontext(None))
+    by_path = read_filtered(path, PIXIT)
+    assert opened[0] is not None and opened[1] is None  # the first read went through the mapping
+    assert mapped == by_path and len(mapped) > 10
+
+
+@needs_libpcap
+@pytest.mark.parametrize("content", [b"", b"not a capture at all"])
+def test_file_libpcap_cannot_open_says_so(tmp_path, content):
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(content)  # empty: cannot be mapped; garbage: mapped, refused
+    with pytest.raises(LibpcapUnavailable, match="libpcap cannot read"):
+        read_filtered(path, PIXIT)
 
 
 @needs_libpcap
