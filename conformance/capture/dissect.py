@@ -63,7 +63,9 @@ class Dissector:
         self.tls: list[TlsConnection] = []
         self.plaintext = None  # a conformance.capture.plaintext.PlaintextRecorder, when one is wanted
         self._names: dict[tuple, tuple[str | None, str | None]] = {}  # per (src, dst): every packet asks
-        self._covs: dict[tuple, LegCoverage] = {}  # per (src, dst): the leg's coverage
+        # per (src, sport, dst, dport): (src, dst, src node, dst node, the leg's coverage), one
+        # flat look-up per packet instead of nested tuples hashed for two (issue 15)
+        self._flows: dict[tuple, tuple] = {}
         if keylog.problems:
             self.timeline.problems += keylog.problems
         for name in self.nodes.unaddressed:
@@ -103,18 +105,22 @@ class Dissector:
     # -- packets --------------------------------------------------------------------------
     def packet(self, pkt: IpPacket) -> None:
         tl = self.timeline
-        if tl.t_start is None or pkt.ts < tl.t_start:
-            tl.t_start = pkt.ts
-        if tl.t_end is None or pkt.ts > tl.t_end:
-            tl.t_end = pkt.ts
-        src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
-        sn, dn = self.names(src, dst)
-        tl.packets.append((pkt.ts, sn, dn, len(pkt.payload)))
-        cov = self._covs.get((src, dst))
-        if cov is None:
-            cov = self._covs[(src, dst)] = self.coverage(sn, dn, f"{pkt.src}:{pkt.sport}", f"{pkt.dst}:{pkt.dport}")
+        ts = pkt.ts
+        if tl.t_start is None or ts < tl.t_start:
+            tl.t_start = ts
+        if tl.t_end is None or ts > tl.t_end:
+            tl.t_end = ts
+        flow = self._flows.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        if flow is None:
+            src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+            sn, dn = self.names(src, dst)
+            cov = self.coverage(sn, dn, f"{pkt.src}:{pkt.sport}", f"{pkt.dst}:{pkt.dport}")
+            flow = self._flows[(pkt.src, pkt.sport, pkt.dst, pkt.dport)] = (src, dst, sn, dn, cov)
+        src, dst, sn, dn, cov = flow
+        size = len(pkt.payload)
+        tl.packets.append((ts, sn, dn, size))
         cov.packets += 1
-        cov.bytes += len(pkt.payload)
+        cov.bytes += size
         if pkt.proto == TCP:
             self.tcp.packet(pkt)
         elif pkt.proto == UDP:
