@@ -285,9 +285,20 @@ class _Keys:
         return plain
 
 
+_LABELS13: dict[int, tuple[bytes, bytes]] = {}  # key length -> HkdfLabel of "key" and of "iv", block 1
+
+
 def _keys13(suite: Suite, secret: bytes) -> _Keys:
-    return _Keys(suite, hkdf_expand_label(secret, "key", b"", suite.key_len, suite.hash_name),
-                 hkdf_expand_label(secret, "iv", b"", 12, suite.hash_name), secret=secret)
+    """RFC 8446 7.3: key = HKDF-Expand-Label(secret, "key", "", key_length), iv = ...("iv", "", 12).
+    Both fit in one HMAC block of every TLS 1.3 hash, and their HkdfLabels are constants: one
+    HMAC key set-up and two HMACs per traffic secret (four secrets per connection)."""
+    labels = _LABELS13.get(suite.key_len)
+    if labels is None:
+        labels = _LABELS13[suite.key_len] = tuple(
+            struct.pack("!HB", n, len(b"tls13 " + label)) + b"tls13 " + label + b"\x00" + b"\x01"
+            for label, n in ((b"key", suite.key_len), (b"iv", 12)))
+    mac = _hmac_of(secret, suite.hash_name)
+    return _Keys(suite, mac(labels[0])[:suite.key_len], mac(labels[1])[:12], secret=secret)
 
 
 # -- the connection ---------------------------------------------------------------------------

@@ -281,3 +281,15 @@ def test_scanner_reads_what_it_read_before(frames):
     want = [tuple(getattr(p, k) for k in IpPacket.__slots__) for p in old.scan(records)]
     assert got == want
     assert new.stats == old.stats
+
+
+@settings(max_examples=200)
+@given(secret=st.binary(min_size=32, max_size=48), code=st.sampled_from([0x1301, 0x1302, 0x1303, 0x1304, 0x1305]))
+def test_tls13_traffic_keys_are_hkdf_expand_label(secret, code):
+    from conformance.capture.tls import _TLS13_SUITES, _keys13, hkdf_expand_label
+
+    suite = _TLS13_SUITES[code]
+    keys = _keys13(suite, secret)
+    assert keys.key == hkdf_expand_label(secret, "key", b"", suite.key_len, suite.hash_name)
+    assert keys.iv == hkdf_expand_label(secret, "iv", b"", 12, suite.hash_name)
+    assert keys.secret == secret
