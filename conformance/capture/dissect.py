@@ -66,6 +66,7 @@ class Dissector:
         # per (src, sport, dst, dport): (src, dst, src node, dst node, the leg's coverage), one
         # flat look-up per packet instead of nested tuples hashed for two (issue 15)
         self._flows: dict[tuple, tuple] = {}
+        self._ends: dict[tuple, tuple[str, str, str | None, str | None]] = {}  # (src, dst) -> texts, names
         if keylog.problems:
             self.timeline.problems += keylog.problems
         for name in self.nodes.unaddressed:
@@ -96,9 +97,10 @@ class Dissector:
 
     def emit(self, t: float, src: tuple[str, int], dst: tuple[str, int], proto: str, event, *,
              decrypted: bool = False, stream: str = "") -> TimelineItem:
-        sn, dn = self.names(src, dst)
-        item = TimelineItem(t, f"{src[0]}:{src[1]}", f"{dst[0]}:{dst[1]}", sn, dn, proto, event,
-                            decrypted, stream)
+        ends = self._ends.get((src, dst))
+        if ends is None:  # per (src, dst): the texts and names every item of the flow repeats
+            ends = self._ends[(src, dst)] = (f"{src[0]}:{src[1]}", f"{dst[0]}:{dst[1]}", *self.names(src, dst))
+        item = TimelineItem(t, *ends, proto, event, decrypted, stream)
         self.timeline.items.append(item)
         return item
 
@@ -128,8 +130,8 @@ class Dissector:
 
     def _udp(self, pkt: IpPacket, src, dst) -> None:
         data = pkt.payload
-        if not data.strip(b"\r\n"):
-            return  # RFC 5626 4.4.1 CRLF keep-alive
+        if not data or (data[0] in (10, 13) and not data.strip(b"\r\n")):
+            return  # RFC 5626 4.4.1 CRLF keep-alive (the strip copies: only when it may be one)
         if self.plaintext is not None:
             self.plaintext.udp(src, dst, pkt.ts, data)
         stream = f"udp/{pkt.src}:{pkt.sport}>{pkt.dst}:{pkt.dport}"

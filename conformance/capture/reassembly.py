@@ -185,7 +185,10 @@ class TcpReassembler:
         conn.last_ts = pkt.ts
         from_client = sport == conn.client[1] and src == conn.client[0]
         dirn = conn.c2s if from_client else conn.s2c
-        dirn.segment(pkt, *sinks[from_client])
+        if pkt.payload or pkt.flags & (SYN | FIN | RST) or dirn.pending_bytes > MAX_PENDING_BYTES:
+            dirn.segment(pkt, *sinks[from_client])
+        else:  # a bare ACK, about half of all segments: all that segment() would do with it
+            dirn.packets += 1
         if pkt.flags & RST:
             conn.rst = True
         if dirn.fin_seen and not dirn.pending and not dirn.eof_sent:
