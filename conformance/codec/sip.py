@@ -404,7 +404,8 @@ def _parse(data: bytes, out: list[Violation] | None) -> _Parsed:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("SIP messages are bytes")
     data = bytes(data)
-    start = len(data) - len(data.lstrip(b"\r\n"))
+    # lstrip copies the message: only when there is something to strip
+    start = len(data) - len(data.lstrip(b"\r\n")) if data[:1] in (b"\r", b"\n") else 0
     if start and out is not None:
         out.append(Violation("RFC3261-7.5 leading-crlf", "CRLF before the start line", 1, "warning"))
     m = _header_end(data, start)
@@ -431,15 +432,24 @@ def _parse(data: bytes, out: list[Violation] | None) -> _Parsed:
     names: list[str] = []
     values: list[str] = []
     numbers: list[int] = []
+    cl_text: str | None = None
+    cl_known = False  # cl_text is the first Content-Length value (what headers.get would find)
     if out is None and "\n " not in text and "\n\t" not in text:
         # No continuation line and no one to tell about lines without a colon (the lenient parse
-        # of every message a capture or a driver sees): the loop below without its branches.
+        # of every message a capture or a driver sees): the loop below without its branches,
+        # and the first Content-Length noted on the way (only "l" and "content-length" in any
+        # case have the key "content-length").
+        cl_known = True
         for lineno, line in enumerate(lines[1:], start=2):
             name, colon, value = line.partition(":")
             if colon:
-                names.append(name.rstrip(_SP_HT))
-                values.append(value.strip(_WS_CR))
+                name = name.rstrip(_SP_HT)
+                value = value.strip(_WS_CR)
+                names.append(name)
+                values.append(value)
                 numbers.append(lineno)
+                if cl_text is None and len(name) in (1, 14) and header_key(name) == "content-length":
+                    cl_text = value
     else:
         for lineno, line in enumerate(lines[1:], start=2):
             line = line.rstrip("\r")
@@ -479,7 +489,8 @@ def _parse(data: bytes, out: list[Violation] | None) -> _Parsed:
     # Without a usable Content-Length (datagram), the body is the rest of the data.
     available = len(data) - body_start
     cl = None
-    cl_text = headers.get("Content-Length")
+    if not cl_known:
+        cl_text = headers.get("Content-Length")
     if cl_text is not None and _DIGITS.fullmatch(cl_text):
         cl = bounded_int(cl_text)
     msg.body = data[body_start:body_start + cl] if cl is not None else data[body_start:]
@@ -508,7 +519,8 @@ def truncation(data: bytes) -> str | None:
     discarded). The lenient `parse` accepts both; a driver reports them as garbage with the bytes.
     """
     data = bytes(data)
-    start = len(data) - len(data.lstrip(b"\r\n"))
+    # lstrip copies the message: only when there is something to strip
+    start = len(data) - len(data.lstrip(b"\r\n")) if data[:1] in (b"\r", b"\n") else 0
     m = _HEADER_END.search(data, start)
     if not m:
         return "truncated: no empty line ends the header section (RFC 3261 7)"
