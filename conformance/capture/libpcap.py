@@ -100,7 +100,7 @@ def _libc() -> ctypes.CDLL | None:
             libc.fmemopen.restype = ctypes.c_void_p
             libc.fmemopen.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
             _LIBC = libc
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):  # TypeError: no CDLL(None) (Windows)
             _LIBC = False
     return _LIBC or None
 
