@@ -63,7 +63,10 @@ class Dissector:
         self.tls: list[TlsConnection] = []
         self.plaintext = None  # a conformance.capture.plaintext.PlaintextRecorder, when one is wanted
         self._names: dict[tuple, tuple[str | None, str | None]] = {}  # per (src, dst): every packet asks
-        self._covs: dict[tuple, LegCoverage] = {}  # per (src, dst): the leg's coverage
+        # per (src, sport, dst, dport): (src, dst, src node, dst node, the leg's coverage), one
+        # flat look-up per packet instead of nested tuples hashed for two (issue 15)
+        self._flows: dict[tuple, tuple] = {}
+        self._ends: dict[tuple, tuple[str, str, str | None, str | None]] = {}  # (src, dst) -> texts, names
         if keylog.problems:
             self.timeline.problems += keylog.problems
         for name in self.nodes.unaddressed:
@@ -94,27 +97,32 @@ class Dissector:
 
     def emit(self, t: float, src: tuple[str, int], dst: tuple[str, int], proto: str, event, *,
              decrypted: bool = False, stream: str = "") -> TimelineItem:
-        sn, dn = self.names(src, dst)
-        item = TimelineItem(t, f"{src[0]}:{src[1]}", f"{dst[0]}:{dst[1]}", sn, dn, proto, event,
-                            decrypted, stream)
+        ends = self._ends.get((src, dst))
+        if ends is None:  # per (src, dst): the texts and names every item of the flow repeats
+            ends = self._ends[(src, dst)] = (f"{src[0]}:{src[1]}", f"{dst[0]}:{dst[1]}", *self.names(src, dst))
+        item = TimelineItem(t, *ends, proto, event, decrypted, stream)
         self.timeline.items.append(item)
         return item
 
     # -- packets --------------------------------------------------------------------------
     def packet(self, pkt: IpPacket) -> None:
         tl = self.timeline
-        if tl.t_start is None or pkt.ts < tl.t_start:
-            tl.t_start = pkt.ts
-        if tl.t_end is None or pkt.ts > tl.t_end:
-            tl.t_end = pkt.ts
-        src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
-        sn, dn = self.names(src, dst)
-        tl.packets.append((pkt.ts, sn, dn, len(pkt.payload)))
-        cov = self._covs.get((src, dst))
-        if cov is None:
-            cov = self._covs[(src, dst)] = self.coverage(sn, dn, f"{pkt.src}:{pkt.sport}", f"{pkt.dst}:{pkt.dport}")
+        ts = pkt.ts
+        if tl.t_start is None or ts < tl.t_start:
+            tl.t_start = ts
+        if tl.t_end is None or ts > tl.t_end:
+            tl.t_end = ts
+        flow = self._flows.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        if flow is None:
+            src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+            sn, dn = self.names(src, dst)
+            cov = self.coverage(sn, dn, f"{pkt.src}:{pkt.sport}", f"{pkt.dst}:{pkt.dport}")
+            flow = self._flows[(pkt.src, pkt.sport, pkt.dst, pkt.dport)] = (src, dst, sn, dn, cov)
+        src, dst, sn, dn, cov = flow
+        size = len(pkt.payload)
+        tl.packets.append((ts, sn, dn, size))
         cov.packets += 1
-        cov.bytes += len(pkt.payload)
+        cov.bytes += size
         if pkt.proto == TCP:
             self.tcp.packet(pkt)
         elif pkt.proto == UDP:
@@ -122,8 +130,8 @@ class Dissector:
 
     def _udp(self, pkt: IpPacket, src, dst) -> None:
         data = pkt.payload
-        if not data.strip(b"\r\n"):
-            return  # RFC 5626 4.4.1 CRLF keep-alive
+        if not data or (data[0] in (10, 13) and not data.strip(b"\r\n")):
+            return  # RFC 5626 4.4.1 CRLF keep-alive (the strip copies: only when it may be one)
         if self.plaintext is not None:
             self.plaintext.udp(src, dst, pkt.ts, data)
         stream = f"udp/{pkt.src}:{pkt.sport}>{pkt.dst}:{pkt.dport}"

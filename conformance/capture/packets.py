@@ -183,15 +183,16 @@ class Scanner:
 
     def scan(self, records: Iterable[tuple[float, int, bytes, int]]) -> Iterator[IpPacket]:
         stats = self.stats
-        addrs = self.flt.addresses if self.flt else None
+        flt = self.flt
+        addrs = flt.addresses if flt else None
+        endpoints = flt.endpoints if flt else None
+        any_port = flt.any_port if flt else None
+        unpack_h = struct.Struct("!H").unpack_from
         unpack_hh = struct.Struct("!HH").unpack_from
+        unpack_hhh = struct.Struct("!HHH").unpack_from
+        unpack_iih = struct.Struct("!IIH").unpack_from
         text = self._text
-
-        def ntoa(raw: bytes) -> str:
-            s = text.get(raw)
-            if s is None:
-                s = text[raw] = _ntoa(raw)
-            return s
+        linktypes = stats.linktypes
         for ts, linktype, frame, iface in records:
             stats.packets += 1
             # link layer -> offset of the IP header
@@ -235,7 +236,9 @@ class Scanner:
             else:
                 stats.undecodable += 1
                 continue
-            # network layer: the address test first, on raw bytes
+            # network layer: the address test first, on raw bytes. The transport layer is read
+            # at offsets into the frame (l4, end): the segment is copied once, as the payload
+            # (offline analysis, issue 15); only a reassembled fragment is a copy of its own.
             if not v6:
                 if len(frame) < off + 20:
                     stats.undecodable += 1
@@ -244,16 +247,18 @@ class Scanner:
                 if addrs is not None and (src not in addrs or dst not in addrs):
                     continue
                 ihl = (frame[off] & 0x0F) * 4
-                total, _id, frag = struct.unpack_from("!HHH", frame, off + 2)
+                total, _id, frag = unpack_hhh(frame, off + 2)
                 proto = frame[off + 9]
                 if proto != TCP and proto != UDP:
                     continue
-                l4 = frame[off + ihl:off + total]  # total length strips Ethernet padding
+                buf, l4 = frame, off + ihl
+                end = min(off + total, len(frame))  # total length strips Ethernet padding
                 if frag & 0x3FFF:  # MF set or offset != 0
                     stats.fragments += 1
-                    l4 = self._defrag(src, dst, _id, proto, frag, l4)
-                    if l4 is None:
+                    buf = self._defrag(src, dst, _id, proto, frag, frame[l4:off + total])
+                    if buf is None:
                         continue
+                    l4, end = 0, len(buf)
             else:
                 if len(frame) < off + 40:
                     stats.undecodable += 1
@@ -262,30 +267,38 @@ class Scanner:
                 if addrs is not None and (src not in addrs or dst not in addrs):
                     continue
                 proto = frame[off + 6]
-                (plen,) = struct.unpack_from("!H", frame, off + 4)
-                l4 = frame[off + 40:off + 40 + plen]
+                (plen,) = unpack_h(frame, off + 4)
+                buf, l4 = frame, off + 40
+                end = min(off + 40 + plen, len(frame))
                 if proto != TCP and proto != UDP:
                     continue  # extension headers: not used on the legs we dissect
-            if len(l4) < 8:
+            if end - l4 < 8:
                 stats.undecodable += 1
                 continue
-            sport, dport = unpack_hh(l4, 0)
-            if self.flt is not None and not self.flt.wants(src, sport, dst, dport):
+            sport, dport = unpack_hh(buf, l4)
+            if flt is not None and not (src in any_port or dst in any_port or (dst, dport) in endpoints
+                                        or (src, sport) in endpoints):  # PacketFilter.wants, inlined
                 continue
             stats.relevant += 1
-            stats.linktypes.add(linktype)
+            linktypes.add(linktype)
+            src_text = text.get(src)
+            if src_text is None:  # a capture has few addresses: each is converted once
+                src_text = text[src] = _ntoa(src)
+            dst_text = text.get(dst)
+            if dst_text is None:
+                dst_text = text[dst] = _ntoa(dst)
             if proto == TCP:
-                if len(l4) < 20:
+                if end - l4 < 20:
                     stats.undecodable += 1
                     continue
-                seq, ack, offflags = struct.unpack_from("!IIH", l4, 4)
-                yield IpPacket(ts, stats.packets - 1, linktype, frame, iface, TCP, ntoa(src), sport,
-                               ntoa(dst), dport, l4[(offflags >> 12) * 4:], seq, ack, offflags & 0x3F)
+                seq, ack, offflags = unpack_iih(buf, l4 + 4)
+                yield IpPacket(ts, stats.packets - 1, linktype, frame, iface, TCP, src_text, sport,
+                               dst_text, dport, buf[l4 + (offflags >> 12) * 4:end], seq, ack, offflags & 0x3F)
             else:
-                (ulen,) = struct.unpack_from("!H", l4, 4)
-                payload = l4[8:ulen] if 8 <= ulen <= len(l4) else l4[8:]
-                yield IpPacket(ts, stats.packets - 1, linktype, frame, iface, UDP, ntoa(src), sport,
-                               ntoa(dst), dport, payload)
+                (ulen,) = unpack_h(buf, l4 + 4)
+                payload = buf[l4 + 8:l4 + ulen] if 8 <= ulen <= end - l4 else buf[l4 + 8:end]
+                yield IpPacket(ts, stats.packets - 1, linktype, frame, iface, UDP, src_text, sport,
+                               dst_text, dport, payload)
 
     def _defrag(self, src: bytes, dst: bytes, ident: int, proto: int, frag: int, data: bytes) -> bytes | None:
         """RFC 791 reassembly of the fragments of one datagram; returns the L4 bytes when whole."""

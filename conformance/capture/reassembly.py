@@ -153,13 +153,12 @@ class TcpReassembler:
         self.conns: dict[tuple, tuple[TcpConnection, object, dict]] = {}
         self.all: list[TcpConnection] = []
 
-    def _key(self, pkt: IpPacket) -> tuple:
-        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
-        return (a, b) if a <= b else (b, a)
-
     def packet(self, pkt: IpPacket) -> None:
         assert pkt.proto == TCP
-        key = self._key(pkt)
+        # both directions under one flat key, the lower (address, port) first: nested tuples
+        # cost a hash each per packet (issue 15)
+        src, sport, dst, dport = pkt.src, pkt.sport, pkt.dst, pkt.dport
+        key = (src, sport, dst, dport) if src < dst or (src == dst and sport <= dport) else (dst, dport, src, sport)
         entry = self.conns.get(key)
         fresh_syn = pkt.flags & SYN and not pkt.flags & ACK
         if entry is not None and fresh_syn:
@@ -170,13 +169,13 @@ class TcpReassembler:
                 self._close(entry, pkt.ts)
                 entry = None
         if entry is None:
-            src, dst = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
-            if fresh_syn or (not pkt.flags & SYN and not self.is_server(*src) and self.is_server(*dst)):
-                client, server = src, dst
-            elif pkt.flags & SYN or self.is_server(*src):
-                client, server = dst, src  # a SYN-ACK, or the server spoke first in the capture
+            a, b = (src, sport), (dst, dport)
+            if fresh_syn or (not pkt.flags & SYN and not self.is_server(*a) and self.is_server(*b)):
+                client, server = a, b
+            elif pkt.flags & SYN or self.is_server(*a):
+                client, server = b, a  # a SYN-ACK, or the server spoke first in the capture
             else:
-                client, server = src, dst
+                client, server = a, b
             conn = TcpConnection(len(self.all), client, server, first_ts=pkt.ts, handshake_seen=bool(fresh_syn))
             self.all.append(conn)
             handler = self.on_open(conn)
@@ -184,9 +183,12 @@ class TcpReassembler:
             self.conns[key] = entry
         conn, handler, sinks = entry
         conn.last_ts = pkt.ts
-        from_client = (pkt.src, pkt.sport) == conn.client
+        from_client = sport == conn.client[1] and src == conn.client[0]
         dirn = conn.c2s if from_client else conn.s2c
-        dirn.segment(pkt, *sinks[from_client])
+        if pkt.payload or pkt.flags & (SYN | FIN | RST) or dirn.pending_bytes > MAX_PENDING_BYTES:
+            dirn.segment(pkt, *sinks[from_client])
+        else:  # a bare ACK, about half of all segments: all that segment() would do with it
+            dirn.packets += 1
         if pkt.flags & RST:
             conn.rst = True
         if dirn.fin_seen and not dirn.pending and not dirn.eof_sent:

@@ -146,13 +146,36 @@ def hkdf_expand_label(secret: bytes, label: str, context: bytes, length: int, ha
     return hkdf_expand(secret, info, length, hash_name)
 
 
+_HASHES: dict[str, tuple] = {}  # hash name -> (constructor, block size)
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+
+
+def _hmac_of(key: bytes, hash_name: str):
+    """HMAC (RFC 2104) with this key as a function of the message, on the standard library's
+    hash objects. OpenSSL 3 looks the algorithm up again in every `hmac.digest` call (about 5 us
+    against 1.5 us for the two hashes themselves); the key schedule of one connection makes a
+    dozen of them, half of the TLS key derivation time of an offline analysis (py-spy, issue 15).
+    Checked against `hmac.digest` in tests/unit/test_capture_speed_equivalence.py."""
+    known = _HASHES.get(hash_name)
+    if known is None:
+        ctor = getattr(hashlib, hash_name, None) or (lambda data=b"": hashlib.new(hash_name, data))
+        known = _HASHES[hash_name] = (ctor, ctor().block_size)
+    ctor, block = known
+    if len(key) > block:
+        key = ctor(key).digest()
+    key = key.ljust(block, b"\0")
+    inner, outer = key.translate(_IPAD), key.translate(_OPAD)
+    return lambda msg: ctor(outer + ctor(inner + msg).digest()).digest()
+
+
 def hkdf_expand(prk: bytes, info: bytes, length: int, hash_name: str) -> bytes:
-    """RFC 5869 2.3 with the standard library's one-shot HMAC: a key schedule calls it a dozen
-    times per connection, and building a cryptography HKDFExpand object each time cost about 5 %
-    of an offline analysis (measured with py-spy)."""
+    """RFC 5869 2.3. Not a cryptography HKDFExpand object per label (about 5 % of an offline
+    analysis, py-spy) nor one hmac.digest per block (see _hmac_of)."""
+    mac = _hmac_of(prk, hash_name)
     out, block, counter = b"", b"", 1
     while len(out) < length:
-        block = hmac.digest(prk, block + info + bytes([counter]), hash_name)
+        block = mac(block + info + bytes([counter]))
         out += block
         counter += 1
     return out[:length]
@@ -160,11 +183,12 @@ def hkdf_expand(prk: bytes, info: bytes, length: int, hash_name: str) -> bytes:
 
 def prf12(secret: bytes, label: bytes, seed: bytes, length: int, hash_name: str) -> bytes:
     """RFC 5246 5: PRF(secret, label, seed) = P_<hash>(secret, label + seed)."""
+    mac = _hmac_of(secret, hash_name)
     seed = label + seed
     out, a = b"", seed
     while len(out) < length:
-        a = hmac.digest(secret, a, hash_name)
-        out += hmac.digest(secret, a + seed, hash_name)
+        a = mac(a)
+        out += mac(a + seed)
     return out[:length]
 
 
@@ -261,9 +285,20 @@ class _Keys:
         return plain
 
 
+_LABELS13: dict[int, tuple[bytes, bytes]] = {}  # key length -> HkdfLabel of "key" and of "iv", block 1
+
+
 def _keys13(suite: Suite, secret: bytes) -> _Keys:
-    return _Keys(suite, hkdf_expand_label(secret, "key", b"", suite.key_len, suite.hash_name),
-                 hkdf_expand_label(secret, "iv", b"", 12, suite.hash_name), secret=secret)
+    """RFC 8446 7.3: key = HKDF-Expand-Label(secret, "key", "", key_length), iv = ...("iv", "", 12).
+    Both fit in one HMAC block of every TLS 1.3 hash, and their HkdfLabels are constants: one
+    HMAC key set-up and two HMACs per traffic secret (four secrets per connection)."""
+    labels = _LABELS13.get(suite.key_len)
+    if labels is None:
+        labels = _LABELS13[suite.key_len] = tuple(
+            struct.pack("!HB", n, len(b"tls13 " + label)) + b"tls13 " + label + b"\x00" + b"\x01"
+            for label, n in ((b"key", suite.key_len), (b"iv", 12)))
+    mac = _hmac_of(secret, suite.hash_name)
+    return _Keys(suite, mac(labels[0])[:suite.key_len], mac(labels[1])[:12], secret=secret)
 
 
 # -- the connection ---------------------------------------------------------------------------
@@ -311,6 +346,7 @@ class TlsConnection:
         self.undecryptable: str | None = None  # reason the protected records cannot be read
         self.failed: str | None = None  # the byte stream is not TLS (any more)
         self._hello_done = False
+        self._key_block: tuple[tuple, bytes] | None = None  # TLS 1.2: (inputs, key block)
 
     @property
     def status(self) -> str:
@@ -533,8 +569,15 @@ class TlsConnection:
         s = self.suite
         sizes = (s.mac_len, s.mac_len, s.key_len, s.key_len)
         iv_len = {"gcm": 4, "chacha": 12}.get(s.kind, 0)
-        block = prf12(master, b"key expansion", self.server_random + self.client_random,
-                      2 * (s.mac_len + s.key_len + iv_len), s.hash_name)
+        # RFC 5246 6.3: one key block for both directions, derived at the first ChangeCipherSpec
+        # and kept for the other's (a renegotiation's new randoms or master derive a new one)
+        inputs = (master, self.server_random, self.client_random, s)
+        if self._key_block is not None and self._key_block[0] == inputs:
+            block = self._key_block[1]
+        else:
+            block = prf12(master, b"key expansion", self.server_random + self.client_random,
+                          2 * (s.mac_len + s.key_len + iv_len), s.hash_name)
+            self._key_block = (inputs, block)
         parts, pos = [], 0
         for n in sizes + (iv_len, iv_len):
             parts.append(block[pos:pos + n])

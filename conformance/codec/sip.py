@@ -136,14 +136,16 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value (the top one for list headers), or `default`."""
-        for i in self._matches(name):
-            value = self._items[i][1]
-            if header_key(name) in LIST_HEADERS:
-                values = split_list(value)
-                if not values:
-                    continue
-                return values[0]
-            return value
+        key = header_key(name)
+        split = key in LIST_HEADERS
+        for n, value in self._items:  # _matches inlined: every parse asks for Content-Length
+            if n == name or header_key(n) == key:
+                if split:
+                    values = split_list(value)
+                    if not values:
+                        continue
+                    return values[0]
+                return value
         return default
 
     def get_all(self, name: str) -> list[str]:
@@ -370,6 +372,7 @@ _DIGITS = re.compile(r"[0-9]+")
 _RESPONSE_LINE = re.compile(r"(\S+)[ \t]+([0-9]+)(?:[ \t](.*))?", re.DOTALL)
 _WS_SPLIT = re.compile(r"[ \t]+")
 _WS_CR = " \t\r"  # a stray CR before a line's LF is line-end noise, not part of a value
+_SP_HT = " \t"
 
 
 def _header_end(data: bytes, start: int) -> tuple[int, int] | None:
@@ -401,7 +404,8 @@ def _parse(data: bytes, out: list[Violation] | None) -> _Parsed:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("SIP messages are bytes")
     data = bytes(data)
-    start = len(data) - len(data.lstrip(b"\r\n"))
+    # lstrip copies the message: only when there is something to strip
+    start = len(data) - len(data.lstrip(b"\r\n")) if data[:1] in (b"\r", b"\n") else 0
     if start and out is not None:
         out.append(Violation("RFC3261-7.5 leading-crlf", "CRLF before the start line", 1, "warning"))
     m = _header_end(data, start)
@@ -428,24 +432,43 @@ def _parse(data: bytes, out: list[Violation] | None) -> _Parsed:
     names: list[str] = []
     values: list[str] = []
     numbers: list[int] = []
-    for lineno, line in enumerate(lines[1:], start=2):
-        line = line.rstrip("\r")
-        if line[:1] in (" ", "\t"):
-            # RFC 3261 7.3.1: a line starting with whitespace continues the previous field; the
-            # CRLF and the whitespace around it are equivalent to one SP.
-            if values:
-                values[-1] = (values[-1] + " " + line.strip(_WS_CR)).strip(_WS_CR)
-            elif out is not None:
-                out.append(Violation("RFC3261-7.3.1 folding", "continuation line before any header", lineno))
-            continue
-        colon = line.find(":")
-        if colon < 0:
-            if out is not None:
-                out.append(Violation("RFC3261-7.3 header-line", f"header line without ':': {line!r}", lineno))
-            continue
-        names.append(line[:colon].rstrip(" \t"))
-        values.append(line[colon + 1:].strip(_WS_CR))
-        numbers.append(lineno)
+    cl_text: str | None = None
+    cl_known = False  # cl_text is the first Content-Length value (what headers.get would find)
+    if out is None and "\n " not in text and "\n\t" not in text:
+        # No continuation line and no one to tell about lines without a colon (the lenient parse
+        # of every message a capture or a driver sees): the loop below without its branches,
+        # and the first Content-Length noted on the way (only "l" and "content-length" in any
+        # case have the key "content-length").
+        cl_known = True
+        for lineno, line in enumerate(lines[1:], start=2):
+            name, colon, value = line.partition(":")
+            if colon:
+                name = name.rstrip(_SP_HT)
+                value = value.strip(_WS_CR)
+                names.append(name)
+                values.append(value)
+                numbers.append(lineno)
+                if cl_text is None and len(name) in (1, 14) and header_key(name) == "content-length":
+                    cl_text = value
+    else:
+        for lineno, line in enumerate(lines[1:], start=2):
+            line = line.rstrip("\r")
+            if line[:1] in (" ", "\t"):
+                # RFC 3261 7.3.1: a line starting with whitespace continues the previous field; the
+                # CRLF and the whitespace around it are equivalent to one SP.
+                if values:
+                    values[-1] = (values[-1] + " " + line.strip(_WS_CR)).strip(_WS_CR)
+                elif out is not None:
+                    out.append(Violation("RFC3261-7.3.1 folding", "continuation line before any header", lineno))
+                continue
+            colon = line.find(":")
+            if colon < 0:
+                if out is not None:
+                    out.append(Violation("RFC3261-7.3 header-line", f"header line without ':': {line!r}", lineno))
+                continue
+            names.append(line[:colon].rstrip(" \t"))
+            values.append(line[colon + 1:].strip(_WS_CR))
+            numbers.append(lineno)
     headers = Headers()
     headers._items = list(zip(names, values))
 
@@ -466,7 +489,8 @@ def _parse(data: bytes, out: list[Violation] | None) -> _Parsed:
     # Without a usable Content-Length (datagram), the body is the rest of the data.
     available = len(data) - body_start
     cl = None
-    cl_text = headers.get("Content-Length")
+    if not cl_known:
+        cl_text = headers.get("Content-Length")
     if cl_text is not None and _DIGITS.fullmatch(cl_text):
         cl = bounded_int(cl_text)
     msg.body = data[body_start:body_start + cl] if cl is not None else data[body_start:]
@@ -495,7 +519,8 @@ def truncation(data: bytes) -> str | None:
     discarded). The lenient `parse` accepts both; a driver reports them as garbage with the bytes.
     """
     data = bytes(data)
-    start = len(data) - len(data.lstrip(b"\r\n"))
+    # lstrip copies the message: only when there is something to strip
+    start = len(data) - len(data.lstrip(b"\r\n")) if data[:1] in (b"\r", b"\n") else 0
     m = _HEADER_END.search(data, start)
     if not m:
         return "truncated: no empty line ends the header section (RFC 3261 7)"

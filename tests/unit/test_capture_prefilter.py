@@ -98,3 +98,55 @@ def test_pcapng_libpcap_cannot_read_falls_back_to_python(tmp_path):
 def test_offline_filter_reaches_through_vlan_tags_on_ethernet_only():
     eth, raw = offline_filter(PIXIT, 1), offline_filter(PIXIT, 101)
     assert "vlan" in eth and "vlan" not in raw and "inbound" not in eth
+
+
+@needs_libpcap
+def test_dumped_reading_equals_packet_by_packet_reading(tmp_path, monkeypatch):
+    """The in-memory pcap_dump path hands on exactly what one pcap_next_ex call per packet does:
+    same frames, same nanosecond timestamps, same link type, in the same order."""
+    import conformance.capture.libpcap as libpcap
+
+    path, _ = _mixed_capture(tmp_path)
+    assert libpcap._libc() is not None  # glibc has open_memstream: the dumped path is the one tested
+    dumped = read_filtered(path, PIXIT)
+    monkeypatch.setattr(libpcap, "_LIBC", False)  # no open_memstream, no fmemopen: file by path
+    one_by_one = read_filtered(path, PIXIT)
+    assert dumped == one_by_one and len(dumped) > 10
+
+
+@needs_libpcap
+def test_mapped_file_reads_as_the_file_by_path(tmp_path, monkeypatch):
+    import contextlib
+
+    import conformance.capture.libpcap as libpcap
+
+    path, _ = _mixed_capture(tmp_path)
+    opened = []
+    real_open = libpcap._open
+    monkeypatch.setattr(libpcap, "_open", lambda *a: opened.append(a[2]) or real_open(*a))
+    mapped = read_filtered(path, PIXIT)
+    monkeypatch.setattr(libpcap, "_mapped", lambda _path: contextlib.nullcontext(None))
+    by_path = read_filtered(path, PIXIT)
+    assert opened[0] is not None and opened[1] is None  # the first read went through the mapping
+    assert mapped == by_path and len(mapped) > 10
+
+
+@needs_libpcap
+@pytest.mark.parametrize("content", [b"", b"not a capture at all"])
+def test_file_libpcap_cannot_open_says_so(tmp_path, content):
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(content)  # empty: cannot be mapped; garbage: mapped, refused
+    with pytest.raises(LibpcapUnavailable, match="libpcap cannot read"):
+        read_filtered(path, PIXIT)
+
+
+@needs_libpcap
+def test_dumped_reading_of_a_file_libpcap_rejects_half_way_raises(tmp_path):
+    cap, keylog = Capture(), tmp_path / "k.log"
+    registration(cap, keylog)
+    records = [(ts, 1, f, 0) for ts, f in cap.frames]
+    extra = udp_datagram("127.0.0.13", 5062, "127.0.0.14", 5060, sip_register())[14:]
+    records.append((cap.frames[-1][0] + 0.01, 101, extra, 1))
+    path = write_pcapng(tmp_path / "two.pcapng", records, "", ["eth0", "tun0"])
+    with pytest.raises(LibpcapUnavailable, match="different from the type of the first interface"):
+        read_filtered(path, PIXIT)  # pcap_loop fails at the second interface, after the first packets
