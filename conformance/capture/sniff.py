@@ -233,15 +233,17 @@ class CaptureSession:
         self.t_start = self.t_end = None
         self.want_barrier = barrier
         self.barrier = None  # capture.barrier.Barrier once started, when the set-up allows one
+        self._observable: frozenset[str] | None = None
 
     def observable_nodes(self) -> set[str]:
         """Every packet between loopback addresses crosses lo: capturing lo (or any) sees all of
         their legs, so a message missing there was not sent. Other interfaces give no such promise."""
-        if not {"lo", "any"} & set(self.interfaces):
-            return set()
-        nodes = NodeMap(self.pixit)
-        return {name for addr, names in nodes.by_address.items() if ipaddress.ip_address(addr).is_loopback
-                for name in names}
+        if self._observable is None:  # asked at every window: the profile and interfaces are fixed
+            nodes = NodeMap(self.pixit) if {"lo", "any"} & set(self.interfaces) else None
+            self._observable = frozenset() if nodes is None else frozenset(
+                name for addr, names in nodes.by_address.items() if ipaddress.ip_address(addr).is_loopback
+                for name in names)
+        return set(self._observable)
 
     def _collector(self, iface_index: int) -> Callable[[float, int, bytes], None]:
         append = self.records.append
