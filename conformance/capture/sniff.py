@@ -106,16 +106,21 @@ class ScapySniffer:
                                        daemon=True)
         self.thread.start()
         if not started.wait(START_TIMEOUT_S):
-            self.error = f"sniffer on {self.iface} did not start within {START_TIMEOUT_S} s"
-            raise RuntimeError(self.error)
+            error = f"sniffer on {self.iface} did not start within {START_TIMEOUT_S} s"
+            self.stop()  # the caller keeps no handle on a sniffer that failed to start: release it here
+            self.error = error
+            raise RuntimeError(error)
 
     def _run(self, started: threading.Event) -> None:
         fd, wake = self.sock.ins.fileno(), self._wake_r
+        poller = select.poll()  # not select(): a long session may hold descriptors above FD_SETSIZE
+        poller.register(fd, select.POLLIN)
+        poller.register(wake, select.POLLIN)
         started.set()
         try:
             while not self._stopping:
-                ready, _, _ = select.select([fd, wake], [], [], WAKE_BACKSTOP_S)
-                if wake in ready or self._stopping:
+                ready = poller.poll(WAKE_BACKSTOP_S * 1000)
+                if self._stopping or any(f == wake for f, _ in ready):
                     return
                 if ready:
                     self._read_queued(BATCH)
