@@ -158,6 +158,15 @@ class ScapySniffer:
         except (OSError, AttributeError):
             return (0, 0)
 
+    def new_drops(self) -> int:
+        """Packets the kernel dropped since the last look (reading the counters resets them)."""
+        if self.sock is None or self.sock.closed:
+            return 0
+        packets, drops = self._kernel_stats()
+        self.kernel["packets"] += packets
+        self.kernel["drops"] += drops
+        return drops
+
     def stop(self) -> None:
         self._stopping = True
         if self._wake_w >= 0:
@@ -259,6 +268,22 @@ class CaptureSession:
                 return  # the harness's own marker: proof of progress, not traffic
             append((ts, linktype, frame, iface_index))  # list.append is atomic under the GIL
         return on_packet
+
+    def sniffer_problem(self) -> str | None:
+        """Asked once per test-case window of the session-wide capture: a sniffer whose reader
+        failed (from then on, for every later window too) or packets the kernel dropped since the
+        last window. `stop` reports both, but the session-wide capture stops after the last test
+        case, when no window reads its error any more."""
+        problems = []
+        for s in self.sniffers:
+            if getattr(s, "error", None):
+                problems.append(s.error)
+            new_drops = getattr(s, "new_drops", None)
+            dropped = new_drops() if new_drops is not None else 0
+            if dropped:
+                problems.append(f"the kernel dropped {dropped} packets on {getattr(s, 'iface', '?')} "
+                                "since the previous test case's window")
+        return "; ".join(problems) or None
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until everything sent so far is captured (False: no barrier, or not in time)."""
