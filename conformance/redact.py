@@ -73,9 +73,10 @@ class Redactor:
         if value is None or isinstance(value, bool):
             return
         value = str(value)
-        if len(value) >= MIN_LENGTH:
-            self._secrets.setdefault(value, name)
-            self._compiled = None
+        if len(value) >= MIN_LENGTH and value not in self._secrets:
+            self._secrets[value] = name
+            if self._compiled is not None:  # one user more per test case: extend, do not rebuild
+                self._index_forms(value, name)
 
     @property
     def names(self) -> list[str]:
@@ -85,29 +86,29 @@ class Redactor:
         return bool(self._secrets)
 
     def _compile(self):
-        """The forms of every secret, indexed by their first MIN_LENGTH characters (and octets).
+        """The forms of every secret, indexed for `_replace` (str and bytes).
 
         Every provisioned user adds two secrets, so a catalog run ends with hundreds: one regex
         alternation of all their forms took 1.5 s to compile per test case at 200 users (and
-        sre tries each alternative at every position). The index is rebuilt in linear time and
-        `_replace` looks up one slice per position; same result as the alternation."""
+        sre tries each alternative at every position). The index is built once and extended by
+        `add` (rebuilding it at every test case cost 16 ms at 200 users); same result as the
+        alternation."""
         if self._compiled is None:
-            by_form: dict[str, str] = {}
+            self._compiled = ({}, _FormIndex(), _FormIndex())
             for value, name in self._secrets.items():
-                forms = self._forms_of.get(value)
-                if forms is None:
-                    forms = self._forms_of[value] = _forms(value)
-                for form in forms:
-                    by_form.setdefault(form, name)
-            ordered = sorted(by_form, key=len, reverse=True)  # longest first: no partial overlap
-            index: dict[str, list[str]] = {}
-            index_b: dict[bytes, list[bytes]] = {}
-            for f in ordered:
-                index.setdefault(f[:MIN_LENGTH], []).append(f)
-                fb = f.encode()
-                index_b.setdefault(fb[:MIN_LENGTH], []).append(fb)
-            self._compiled = (by_form, index, index_b)
+                self._index_forms(value, name)
         return self._compiled
+
+    def _index_forms(self, value: str, name: str) -> None:
+        by_form, index, index_b = self._compiled
+        forms = self._forms_of.get(value)
+        if forms is None:
+            forms = self._forms_of[value] = _forms(value)
+        for form in forms:
+            if form not in by_form:  # a form shared by two secrets keeps the first one's name
+                by_form[form] = name
+                index.add(form)
+                index_b.add(form.encode())
 
     def _basic_name(self, token: str | bytes) -> str | None:
         try:
@@ -157,29 +158,68 @@ class Redactor:
         return obj
 
 
-def _replace(s, index: dict, repl):
+STRIDE = 4  # text positions looked up per 4-gram: one in STRIDE
+
+
+class _FormIndex:
+    """Where the forms occur in a text, with one dict look-up per STRIDE positions.
+
+    A form of at least STRIDE + MIN_LENGTH - 1 characters has, whatever its position in the
+    text, one of its first STRIDE MIN_LENGTH-grams starting at a multiple of STRIDE: those
+    grams are indexed with their offset in the form, and only the text's grams at multiples of
+    STRIDE are looked up (the per-position look-up was 160 ns a byte, most of the cost of a
+    test case's plaintext capture). Shorter forms are found with str.find, in C."""
+
+    def __init__(self):
+        self.grams: dict = {}  # MIN_LENGTH-gram -> [(offset in the form, form)]
+        self.short: list = []  # forms too short for the strided look-up
+
+    def __bool__(self) -> bool:
+        return bool(self.grams or self.short)
+
+    def add(self, form) -> None:
+        if len(form) < STRIDE + MIN_LENGTH - 1:
+            self.short.append(form)
+            return
+        for k in range(STRIDE):
+            self.grams.setdefault(form[k:k + MIN_LENGTH], []).append((k, form))
+
+    def occurrences(self, s) -> list:
+        """Every (start, form) with `form` at `start` in `s`, overlapping ones included."""
+        out = []
+        get, startswith = self.grams.get, s.startswith
+        if self.grams:
+            for p in range(0, len(s) - MIN_LENGTH + 1, STRIDE):
+                hits = get(s[p:p + MIN_LENGTH])
+                if hits is not None:
+                    for k, form in hits:
+                        j = p - k
+                        if j >= 0 and startswith(form, j):
+                            out.append((j, form))
+        for form in self.short:
+            j = s.find(form)
+            while j >= 0:
+                out.append((j, form))
+                j = s.find(form, j + 1)
+        return out
+
+
+def _replace(s, index: _FormIndex, repl):
     """Every occurrence of a form replaced, leftmost first and the longest form at a position
-    (what a longest-first regex alternation of the forms does); `index` maps the first
-    MIN_LENGTH characters (octets) of each form to the forms, longest first."""
+    (what a longest-first regex alternation of the forms does)."""
     if not index:
         return s
-    out = []
-    last, i, end = 0, 0, len(s) - MIN_LENGTH
-    get, startswith = index.get, s.startswith
-    while i <= end:
-        candidates = get(s[i:i + MIN_LENGTH])
-        if candidates is not None:
-            for form in candidates:
-                if startswith(form, i):
-                    out.append(s[last:i])
-                    out.append(repl(form))
-                    i = last = i + len(form)
-                    break
-            else:
-                i += 1
-        else:
-            i += 1
-    if not out:
+    found = index.occurrences(s)
+    if not found:
         return s
+    found.sort(key=lambda o: (o[0], -len(o[1])))
+    out = []
+    last = 0
+    for j, form in found:
+        if j < last:
+            continue  # inside the form just replaced, or a shorter form at the same place
+        out.append(s[last:j])
+        out.append(repl(form))
+        last = j + len(form)
     out.append(s[last:])
     return s[:0].join(out)

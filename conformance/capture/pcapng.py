@@ -17,6 +17,9 @@ from pathlib import Path
 SHB, IDB, EPB, DSB = 0x0A0D0D0A, 0x00000001, 0x00000006, 0x0000000A
 SECRETS_TLS = 0x544C534B  # TLS key log (NSS format)
 _BOM = 0x1A2B3C4D
+_EPB_HEAD = struct.Struct("<IIIIIII")  # block type, total length, interface, ts high, ts low, captured, original
+_LEN = struct.Struct("<I")
+_PADS = (b"", b"\x00", b"\x00\x00", b"\x00\x00\x00")
 
 
 def _pad(data: bytes) -> bytes:
@@ -39,7 +42,6 @@ def write_pcapng(path: str | Path, records: Iterable[tuple[float, int, bytes, in
     out = bytearray(_block(SHB, struct.pack("<IHHq", _BOM, 1, 0, -1) + _option(4, application.encode())
                            + _option(0, b"")))
     idb: dict[tuple[int, int], int] = {}
-    body = bytearray()
     records = list(records)
     for _ts, linktype, _frame, iface in records:
         if (linktype, iface) not in idb:
@@ -52,11 +54,19 @@ def write_pcapng(path: str | Path, records: Iterable[tuple[float, int, bytes, in
     if keylog_text:
         secrets = keylog_text.encode("ascii")
         out += _block(DSB, struct.pack("<II", SECRETS_TLS, len(secrets)) + secrets)
+    # Enhanced Packet Blocks, header and trailer packed around the frame without copying it into
+    # a padded body first (the plaintext pcapng of every test case is written with this)
+    parts = [out]
+    append, pack_head, pack_len, pads = parts.append, _EPB_HEAD.pack, _LEN.pack, _PADS
     for ts, linktype, frame, iface in records:
         ns = int(round(ts * 1e9))
-        body = struct.pack("<IIIII", idb[(linktype, iface)], ns >> 32, ns & 0xFFFFFFFF, len(frame), len(frame))
-        out += _block(EPB, body + frame)
-    Path(path).write_bytes(bytes(out))
+        n = len(frame)
+        pad = -n % 4
+        total = 32 + n + pad
+        append(pack_head(EPB, total, idb[(linktype, iface)], ns >> 32, ns & 0xFFFFFFFF, n, n))
+        append(frame)
+        append(pads[pad] + pack_len(total))
+    Path(path).write_bytes(b"".join(parts))
     return Path(path)
 
 

@@ -18,6 +18,7 @@ secrets are written while the session runs.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from pathlib import Path
 
 from conformance.capture import CaptureResult, _no_cycle_collection
@@ -27,7 +28,7 @@ from conformance.capture.plaintext import PlaintextRecorder
 from conformance.capture.timeline import LegCoverage, Timeline
 from conformance.capture.tls import KeyLog
 
-ORDER_SLACK_S = 5.0  # items and packets of several interfaces may be a little out of time order
+ORDER_SLACK_S = 5.0  # decrypted data kept this long before a window: several interfaces may be out of order
 
 
 def stream_key(pkt: IpPacket) -> tuple:
@@ -46,6 +47,12 @@ class SessionAnalysis:
         self._last: tuple = ([], set(), [])
         self.scanner = Scanner(self.d.packet_filter())
         self.packets: list[IpPacket] = []
+        # running maximum of the packets' (items', plaintext events') times: a window finds its
+        # first candidate by bisection instead of walking back through the session (that walk
+        # grew with the session: the last 5 s of packets and items, at every window)
+        self._packet_max: list[float] = []
+        self._item_max: list[float] = []
+        self._event_max: list[float] = []
         self.history: dict[tuple, list[IpPacket]] = {}  # TCP stream -> its packets (pcapng of a window)
         self.handlers: dict[tuple, list] = {}  # TCP stream -> its connections' dissection state
         dissector_open = self.d._open
@@ -86,28 +93,37 @@ class SessionAnalysis:
             return
         self._read_keys()
         with _no_cycle_collection():
+            packet_max = self._packet_max
+            top = packet_max[-1] if packet_max else float("-inf")
             for pkt in self.scanner.scan(sorted(records, key=lambda r: r[0])):
                 self.packets.append(pkt)
+                top = pkt.ts if pkt.ts > top else top
+                packet_max.append(top)
                 self.d.packet(pkt)
                 if pkt.proto == TCP:
                     self.history.setdefault(stream_key(pkt), []).append(pkt)
 
     # -- a window ------------------------------------------------------------------------
-    def _recent(self, seq: list, t0: float, time_of) -> list:
-        out = []
-        for x in reversed(seq):
+    @staticmethod
+    def _since(seq: list, maxima: list[float], t0: float) -> list:
+        """The elements of `seq` from the first whose running maximum time reaches t0: every one
+        before it is older than t0 (exact, whatever the order of several interfaces)."""
+        return seq[bisect_left(maxima, t0):]
+
+    @staticmethod
+    def _extend_maxima(maxima: list[float], seq: list, time_of) -> None:
+        top = maxima[-1] if maxima else float("-inf")
+        for x in seq[len(maxima):]:
             t = time_of(x)
-            if t < t0 - ORDER_SLACK_S:
-                break
-            out.append(x)
-        out.reverse()
-        return out
+            top = t if t > top else top
+            maxima.append(top)
 
     def window(self, t0: float, t1: float, *, pcapng_out: Path | None = None,
                interfaces: list[str] | None = None) -> CaptureResult:
         d = self.d
-        in_window = [p for p in self._recent(self.packets, t0, lambda p: p.ts) if t0 <= p.ts <= t1]
-        items = [i for i in self._recent(d.timeline.items, t0, lambda i: i.t) if t0 <= i.t <= t1]
+        in_window = [p for p in self._since(self.packets, self._packet_max, t0) if t0 <= p.ts <= t1]
+        self._extend_maxima(self._item_max, d.timeline.items, _item_time)
+        items = [i for i in self._since(d.timeline.items, self._item_max, t0) if t0 <= i.t <= t1]
         self._read_keys()
         tl = Timeline(items=items, t_start=t0, t_end=t1,
                       problems=list(d.timeline.problems) + list(self._unreadable.values()))
@@ -155,12 +171,19 @@ class SessionAnalysis:
 
         if pcapng_out is not None:
             result.pcapng_path = self._write_raw(pcapng_out, t1, interfaces)
+        recorder = self.d.plaintext
+        self._extend_maxima(self._event_max, recorder.events, _event_time)
         if plaintext_out is not None:
-            result.plaintext_path = write_plaintext_pcapng(plaintext_out, self.d.plaintext, redactor,
-                                                           interfaces, (t0, t1))
+            # only the events from the first that may be in [t0, t1]: older ones (data, or the close
+            # of a connection that has no data in the window) leave the written file unchanged
+            recent = PlaintextRecorder()
+            recent.events = self._since(recorder.events, self._event_max, t0)
+            result.plaintext_path = write_plaintext_pcapng(plaintext_out, recent, redactor, interfaces, (t0, t1))
         # decrypted data older than this window is never shown again: keep the recorder bounded
-        self.d.plaintext.events = [ev for ev in self.d.plaintext.events
-                                   if (ev[3] if ev[0] == "tcp" else ev[2]) >= t0 - ORDER_SLACK_S]
+        cut = bisect_left(self._event_max, t0 - ORDER_SLACK_S)
+        if cut:
+            del recorder.events[:cut]
+            del self._event_max[:cut]
 
     def _conn_coverage(self, tl: Timeline, h) -> None:
         """A connection's state now, as the per-window analysis's end of capture would count it."""
@@ -184,6 +207,14 @@ class SessionAnalysis:
             cov.undecryptable.append(f"{h.stream} {src[0]}:{src[1]} > {dst[0]}:{dst[1]}: not decrypted: {reason}")
         else:
             cov.decrypted_connections += 1
+
+
+def _item_time(item) -> float:
+    return item.t
+
+
+def _event_time(ev: tuple) -> float:
+    return ev[3] if ev[0] == "tcp" else ev[2]
 
 
 def _cov(tl: Timeline, a: str, b: str) -> LegCoverage:

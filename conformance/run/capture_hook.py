@@ -188,6 +188,10 @@ class CaptureFactory:
     def _write_outputs(self, tc, result, t0: float, t1: float):
         """Once per window, after settling: the decrypted traffic as a plaintext pcapng, redacted;
         the raw capture with its TLS secrets only where the profile opts in."""
+        problem = self.session.sniffer_problem()
+        if problem:  # a capture with holes or none at all: its assertions become inconclusive
+            result.error = result.error or problem
+            result.timeline.problems.append(problem)
         base = self.workdir / "captures" / _safe(tc.id)
         self._analysis.write(result, t0, t1, interfaces=self.interfaces, redactor=getattr(self.profile, "redactor", None),
                              plaintext_out=base.with_suffix(".pcapng"),

@@ -239,14 +239,14 @@ def test_sniffer_dying_mid_test_is_reported(mini, tmp_path):
     cap.start()
     if cap.error:
         pytest.skip(cap.error)
-    sock = holder["s"].sock
-    real = sock.recv_raw
+    sniffer = holder["s"]
+    real = sniffer._recvmsg
 
-    def broken(x=65535):
+    def broken(*args):
         raise OSError(100, "Network is down")
-    sock.recv_raw = broken
+    sniffer._recvmsg = broken
     mini.register()
-    sock.recv_raw = real
+    sniffer._recvmsg = real
     result = cap.stop()
     assert result.error and "Network is down" in result.error
     findings = evaluate_capture(BLOCK, result, MatchContext())

@@ -51,6 +51,10 @@ class FakeSession:
 
     def __init__(self, records, barrier=True):
         self.records, self.error, self.barrier, self.flushes = list(records), None, barrier, 0
+        self.problem = None  # what the sniffers report at the end of the window
+
+    def sniffer_problem(self) -> str | None:
+        return self.problem
 
     def flush(self, timeout_s: float) -> bool:
         self.flushes += 1
@@ -202,3 +206,45 @@ def test_closing_the_session_stops_the_sniffers_without_analysing_it_again(tmp_p
     f.close()
     assert stopped == [True] and f.session is None
     assert list((tmp_path / "captures").iterdir()) == []
+
+
+def test_sniffer_trouble_during_a_session_makes_that_window_inconclusive(tmp_path):
+    """A reader that failed, or packets the kernel dropped, while the session-wide capture runs:
+    the window's assertions are inconclusive (not failed for messages the capture lost)."""
+    cap, _, _ = _registration(tmp_path)
+    records = cap.frames_records()
+    f, clock = _factory(tmp_path, records, records[-1][0] + 0.001)
+    f.session.problem = "the kernel dropped 3 packets on lo since the previous test case's window"
+    block = {"settle_ms": 300, "expect": EXPECT}
+    tc = SimpleNamespace(id="TP_SETTLE", capture=block)
+    result = f.window(tc, {"t0": records[0][0] - 0.01, "keylogs": [], "opened_from": 0}, block, set())
+    assert result.error == f.session.problem and f.session.problem in result.timeline.problems
+    assert {x.verdict for x in evaluate_capture(block, result, CTX, PIXIT)} == {Verdict.INCONCLUSIVE}
+
+
+def test_session_reports_a_failed_reader_from_then_on_and_each_drop_once():
+    from conformance.capture.sniff import CaptureSession
+
+    class Sniffer:
+        def __init__(self, iface, bpf, on_packet):
+            self.iface, self.error, self.drops = iface, None, []
+
+        def start(self):
+            pass
+
+        def new_drops(self):
+            return self.drops.pop(0) if self.drops else 0
+
+        def stop(self):
+            pass
+
+    session = CaptureSession(PIXIT, [], ["lo"], 0, sniffer_factory=Sniffer)
+    session.start()
+    sniffer = session.sniffers[0]
+    assert session.sniffer_problem() is None
+    sniffer.drops = [5]
+    assert "dropped 5 packets on lo" in session.sniffer_problem()
+    assert session.sniffer_problem() is None  # counted once, in the window where they happened
+    sniffer.error = "sniffer on lo failed: OSError: [Errno 100] Network is down"
+    assert session.sniffer_problem() == sniffer.error and session.sniffer_problem() == sniffer.error
+    session.halt()

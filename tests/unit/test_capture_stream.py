@@ -86,3 +86,42 @@ def test_undecryptable_connection_counts_only_in_its_own_windows(tmp_path):
     assert any("missing.log" in p for p in w1.timeline.problems)
     w_empty = s.window(first[-1][0] + 0.5, first[-1][0] + 0.9)  # nothing of the first case in it
     assert not w_empty.timeline.coverage and not w_empty.timeline.items
+
+
+def test_a_late_window_sees_exactly_its_own_packets_items_and_plaintext(tmp_path):
+    """Windows find their first packet, item and plaintext event by bisection on running maxima:
+    after many earlier cases (some fed out of time order, as two interfaces can be), a window
+    still holds exactly what a from-scratch analysis of its own records holds, and its
+    plaintext pcapng is byte for byte what the writer makes of the whole session's decrypted
+    data cut to the window (nothing pruned or skipped that belongs in it)."""
+    from conformance.capture.plaintext import write_plaintext_pcapng
+
+    cap, keylog = Capture(), tmp_path / "k.log"
+    cases = []
+    for n in range(6):
+        start = len(cap.frames)
+        registration(cap, keylog, port=40000 + 1000 * n)
+        cases.append((start, len(cap.frames)))
+        cap.wait(2.0)
+    records = cap.frames_records()
+    # a batch whose first record arrives last, in every other case (a slower interface)
+    batches = [[records[a + 1:b], records[a:a + 1]] if n % 2 else [records[a:b]] for n, (a, b) in enumerate(cases)]
+    whole = SessionAnalysis(PIXIT, [keylog])  # the oracle: the same batches, nothing pruned
+    for case in batches:
+        for batch in case:
+            whole.feed(batch)
+    s = SessionAnalysis(PIXIT, [keylog])
+    for n, (a, b) in enumerate(cases):
+        recs = records[a:b]
+        for batch in batches[n]:
+            s.feed(batch)
+        t0, t1 = recs[0][0], recs[-1][0]
+        w = s.window(t0, t1)
+        s.write(w, t0, t1, plaintext_out=tmp_path / f"s{n}.pcapng", interfaces=["lo"])
+        ref = analyze_records(sorted(recs), PIXIT, [keylog], t_window=(t0, t1))
+        write_plaintext_pcapng(tmp_path / f"r{n}.pcapng", whole.d.plaintext, None, ["lo"], (t0, t1))
+        if n % 2 == 0:  # fed in order: the same as dissecting the case alone
+            assert _summary(w.timeline.items) == _summary(ref.timeline.items)
+        assert _summary(w.timeline.items) == _summary(i for i in whole.d.timeline.items if t0 <= i.t <= t1)
+        assert w.stats["packets"] == len(recs)
+        assert (tmp_path / f"s{n}.pcapng").read_bytes() == (tmp_path / f"r{n}.pcapng").read_bytes(), n

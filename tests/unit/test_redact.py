@@ -80,3 +80,26 @@ def test_indexed_replacement_matches_the_longest_first_alternation():
         raw = text.encode()
         want_b = rxb.sub(lambda m: f"<redacted:{by_form[m.group(0).decode()]}>".encode(), raw)
         assert r.bytes(raw) == want_b, raw
+
+
+def test_secrets_added_after_use_redact_as_if_given_at_once():
+    """`add` extends the index built at the first use: a redactor that grew one secret at a time,
+    used in between, gives what one built with every secret at once gives (the same secret added
+    twice, or a form shared by two secrets, keeps its first name)."""
+    import random
+
+    rng = random.Random(16)
+    values = ["".join(rng.choice("abcd/+=%é") for _ in range(rng.randint(4, 12))) for _ in range(40)]
+    values += values[:3] + ["abcd", "abcdabcd"]
+    grown = Redactor()
+    texts = []
+    for i, v in enumerate(values):
+        grown.add(f"n{i}", v)
+        text = "".join(rng.choice(values + ["x", " ", "%2F", "ab"]) for _ in range(rng.randint(1, 20)))
+        texts.append(text)
+        assert grown.text(text) == Redactor(list(zip([f"n{k}" for k in range(i + 1)], values[:i + 1],
+                                                     strict=True))).text(text)
+    at_once = Redactor([(f"n{i}", v) for i, v in enumerate(values)])
+    for text in texts:
+        assert grown.text(text) == at_once.text(text)
+        assert grown.bytes(text.encode()) == at_once.bytes(text.encode())
