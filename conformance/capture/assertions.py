@@ -288,35 +288,47 @@ def match_block(block: Mapping[str, Any], timeline: Timeline, pixit: Mapping[str
 
 class _Pairing:
     """Whether an entry may take an item: `selects` (leg and kind), and the item is of the test
-    case's own transactions and flows (capture/pairing.py). A SIP response entry whose request the
-    block names (the entry of the flow step it answers, else the nearest earlier request entry on
-    the way back) takes only a response to the very message that entry matched; otherwise a
-    response to a request of the case. A SIP request entry never takes a request of another flow
-    when the case's identity is known."""
+    case's own transactions and flows (capture/pairing.py). A SIP or HTTP response entry whose
+    request the block names (the entry of the flow step it answers, else the nearest earlier
+    request entry of its kind on the way back) takes only a response to the very message that
+    entry matched; otherwise a response to a request of the case (HTTP: to a request captured in
+    the window). A SIP request entry never takes a request of another flow when the case's
+    identity is known."""
 
     def __init__(self, expects: list[Entry], items: list[TimelineItem], results_of: dict[int, EntryResult],
                  identity: Iterable[str]):
         self.expects, self.results_of = expects, results_of
         self.requests = [i for i in items if pairing.is_request(pairing.sip_message(i))]
+        self.http_requests = [i for i in items if isinstance(i.event, HttpRequestSeen)]
         self.case = pairing.CaseRequests(items, identity)
 
     def fits(self, e: Entry, item: TimelineItem) -> bool:
         if not selects(e, item):
             return False
+        if e.selector == "http" and "status" in e.sel:  # a response: to the request of its entry
+            r = self._request_result(e)
+            if r is not None and isinstance(r.item.event, HttpRequestSeen):
+                return pairing.http_answers(item, r.item)
+            return any(pairing.http_answers(item, q) for q in self.http_requests)
         if e.selector != "sip":
             return True
         if "status" not in e.sel:
             return self.case.request_of_case(item)
-        request = self._request_entry(e)
-        r = self.results_of.get(id(request)) if request is not None else None
-        if r is not None and r.item is not None and pairing.sip_message(r.item) is not None:
+        r = self._request_result(e)
+        if r is not None and pairing.sip_message(r.item) is not None:
             return pairing.answers(item, r.item)
         return self.case.answers_case(item, [q for q in self.requests if q.index < item.index])
+
+    def _request_result(self, e: Entry) -> EntryResult | None:
+        """What the block's entry for the request this response entry answers matched, if it did."""
+        request = self._request_entry(e)
+        r = self.results_of.get(id(request)) if request is not None else None
+        return r if r is not None and r.item is not None else None
 
     def _request_entry(self, e: Entry) -> Entry | None:
         if e.kind != "expect":
             return None
-        requests = [q for q in self.expects if q.selector == "sip" and "status" not in q.sel
+        requests = [q for q in self.expects if q.selector == e.selector and "status" not in q.sel
                     and _reverse_leg(q, e) and _same_method(q, e)]
         step = pairing.ANSWERS_STEP.get(_int(e.flow))
         named = [q for q in requests if step is not None and _int(q.flow) == step]

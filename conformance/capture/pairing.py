@@ -8,6 +8,8 @@ message of the right kind on the right leg would then judge another transaction.
 - a response belongs to the transaction of the request it answers (RFC 3261 17.1.3 at the
   client, 17.2.3 at the server): same top Via branch and sent-by, same CSeq method, travelling
   back on the hop the request went out on (each hop is a transaction of its own, RFC 3261 16.6);
+  an HTTP response answers the request before it on its connection (RFC 9112 9.3), which the
+  capture knows even when that request was sent before the window opened;
 - a request belongs to the test case when the harness sent it, when it is the forward of one
   that belongs (a proxy keeps the previous hop's Via under its own, RFC 3261 16.6 step 8; a relay
   that adds none keeps it on top; and
@@ -23,9 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from conformance.capture.timeline import UE, TimelineItem
+from conformance.capture.timeline import UE, HttpRequestSeen, TimelineItem
 from conformance.codec.sip_headers import HeaderError, parse_via_list
-from conformance.events import SipReceived
+from conformance.events import HttpExchange, SipReceived
 
 Via = tuple[str, str]  # (branch, sent-by), compared case-insensitively (RFC 3261 20.42, 17.2.3)
 
@@ -73,6 +75,16 @@ def answers(response: TimelineItem, request: TimelineItem) -> bool:
     return (_method(resp) or "").upper() == req.method.upper()
 
 
+def http_answers(exchange: TimelineItem, request: TimelineItem) -> bool:
+    """An HTTP response (the capture's HttpExchange, which carries the request it answers on its
+    connection) answers this captured request: same connection, after it, the same request."""
+    ex, req = exchange.event, request.event
+    if not isinstance(ex, HttpExchange) or not isinstance(req, HttpRequestSeen):
+        return False
+    return (exchange.stream == request.stream and exchange.index > request.index
+            and ex.method.upper() == req.method.upper() and ex.url == req.url and ex.request_body == req.body)
+
+
 class CaseRequests:
     """The SIP requests of a window that belong to the test case (module docstring).
 
@@ -115,5 +127,6 @@ class CaseRequests:
         return any(answers(response, r) and (not self.anchored or r.index in self.own) for r in requests)
 
 
-# TR 23.701 registration flow (BINDING.md): the step of each response -> the step of its request.
-ANSWERS_STEP = {19: 18, 20: 17, 21: 14, 22: 12}
+# TR 23.701 (BINDING.md): the step of each response -> the step of its request; HTTP (steps 2-16)
+# and the SIP registration (17-22).
+ANSWERS_STEP = {3: 2, 5: 4, 7: 6, 10: 9, 16: 15, 19: 18, 20: 17, 21: 14, 22: 12}

@@ -12,7 +12,8 @@ import yaml
 from conformance.capture import analyze_records
 from conformance.capture.assertions import evaluate_capture
 from conformance.capture.pairing import answers
-from conformance.capture.synth import Capture, sip_ok, sip_register
+from conformance.capture.stream import SessionAnalysis
+from conformance.capture.synth import Capture, TcpFlow, http_request, http_response, sip_ok, sip_register
 from conformance.match.engine import MatchContext
 from conformance.verdicts import Verdict
 
@@ -142,3 +143,33 @@ def test_transaction_matching_needs_branch_sent_by_method_and_the_hop_back():
     assert not answers(other_sent_by, req)
     assert not answers(wrong_way, req)
     assert not answers(req, ok)
+
+
+def introspection(flow: TcpFlow, user: str) -> None:
+    body = f'{{"active": true, "sub": "{user}@web.operator.example"}}'.encode()
+    flow.send(False, http_response(200, body, headers={"Content-Type": "application/json"}))
+
+
+def test_an_http_response_entry_takes_the_answer_to_its_own_request_not_a_late_one():
+    """Step 16 answers step 15: the AS's late answer to the previous case's introspection, on the
+    WSF's other connection, arrives first and is not step 16."""
+    cap = Capture()
+    previous = TcpFlow(cap, ("127.0.0.13", 41001), ("127.0.0.12", 9443)).open()
+    previous.send(True, http_request("POST", "/introspect", b"token=previous-token"))
+    cap.wait(0.01)
+    window_start = cap.t  # this case's window opens here: the previous request is before it
+    mine = TcpFlow(cap, ("127.0.0.13", 41002), ("127.0.0.12", 9443)).open()
+    mine.send(True, http_request("POST", "/introspect", b"token=my-token"))
+    introspection(previous, OTHER)
+    introspection(mine, MINE)
+    session = SessionAnalysis(PIXIT, [])  # as a run does: one analysis, a window per test case
+    session.feed(cap.frames_records())
+    result = session.window(window_start, cap.t + 1)
+    assert [i.kind for i in result.timeline.items] == ["HttpRequestSeen", "HttpExchange", "HttpExchange"]
+    block = {"expect": [{"flow": 15, "from": "wsf", "to": "as", "http": {"method": "POST", "path": "/introspect"}},
+                        {"flow": 16, "from": "as", "to": "wsf", "http": {"status": 200},
+                         "expect": [{"json": "$.sub", "contains": MINE}]}]}
+    assert verdicts(evaluate_capture(block, result, CTX)) == {Verdict.PASS}
+    # without the request's entry: the answer to a request of the window, never one sent before it
+    late_only = {"expect": block["expect"][1:]}
+    assert verdicts(evaluate_capture(late_only, result, CTX)) == {Verdict.PASS}
