@@ -134,6 +134,7 @@ def _cited(finding) -> str:
 # case is not about. A clause covers its sub-clauses ("RFC 6749 4.1.2" covers "RFC 6749 4.1.2.1").
 CHECKED_BY: dict[str, tuple[str, ...]] = {
     "as-code-reusable": ("RFC 6749 4.1.2", "RFC 9700 2.1.1"),
+    "as-code-any-client": ("RFC 6749 4.1.3",),
     "as-redirect-uri-loose": ("RFC 9700 2.1",),
     # TP_AS_TOKEN_009: a verifier for a code issued with a challenge is PKCE (RFC 9700 2.1.1)
     "as-pkce-ignored": ("RFC 7636 4.6", "RFC 9700 2.1.1"),
