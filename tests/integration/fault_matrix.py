@@ -79,6 +79,8 @@ def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150, *, o
     that node of the network runs; the harness plays the others (conformance/peers)."""
     opts = VARIANTS[variant] if options is None else options
     label = fault or "+".join(variations) or "clean"
+    if len(label) > 100:  # a directory name has at most 255 bytes: the TOGETHER group is 11 names
+        label = f"{len(variations)}-variations"
     tmp = Path(tempfile.mkdtemp(prefix=f"fm-{variant}-{label}-{alone or 'all'}-"))
     cfg = NetworkConfig(str(tmp / "state"), endpoints=free_endpoints(prefer_defaults=False),
                         options=Options(**opts), faults=[fault] if fault else [], variations=list(variations))
