@@ -13,11 +13,11 @@ not be decrypted, or has holes never makes an assertion pass.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.capture import blind_spots
+from conformance.capture import blind_spots, pairing
 from conformance.capture.timeline import UE, HttpRequestSeen, Timeline, TimelineItem, WsFrameSeen
 from conformance.events import Garbage, HttpExchange, SipReceived, WsHandshake
 from conformance.match.levels import level_of
@@ -246,7 +246,10 @@ def _touches(a: str, b: str, srcs: set[str] | None, dsts: set[str] | None) -> bo
 # -- matching the block ---------------------------------------------------------------------
 
 def match_block(block: Mapping[str, Any], timeline: Timeline, pixit: Mapping[str, Any] | None = None,
-                unusable: str | None = None, entries: list[Entry] | None = None) -> BlockMatch:
+                unusable: str | None = None, entries: list[Entry] | None = None,
+                identity: Iterable[str] = ()) -> BlockMatch:
+    """`identity`: the test case's own identity strings when nobody else uses them
+    (correlate.identity_of); with them a request entry never takes another user's request."""
     entries = entries if entries is not None else parse_block(block, pixit)
     results: list[EntryResult] = []
     if unusable:
@@ -254,8 +257,9 @@ def match_block(block: Mapping[str, Any], timeline: Timeline, pixit: Mapping[str
     items = timeline.items
     results_of: dict[int, EntryResult] = {}
     expects = [x for x in entries if x.kind == "expect"]
-    used = _match_required(expects, items, timeline, results_of)
-    _match_optional(expects, items, results_of, used)
+    fits = _Pairing(expects, items, results_of, identity).fits
+    used = _match_required(expects, items, timeline, results_of, fits)
+    _match_optional(expects, items, results_of, used, fits)
     by_flow: dict[str, EntryResult] = {}
     for e in expects:
         r = results_of[id(e)]
@@ -269,7 +273,7 @@ def match_block(block: Mapping[str, Any], timeline: Timeline, pixit: Mapping[str
             continue
         lo, hi = window
         if e.kind == "forbidden":
-            hits = [i for i in items if lo <= i.t <= hi and selects(e, i)]
+            hits = [i for i in items if lo <= i.t <= hi and fits(e, i)]
         else:
             hits = [TimelineItem(t, "", "", s, d, "packet", f"{n} bytes") for t, s, d, n in timeline.packets
                     if lo <= t <= hi and (e.src is None or s in e.src) and (e.dst is None or d in e.dst)]
@@ -282,14 +286,85 @@ def match_block(block: Mapping[str, Any], timeline: Timeline, pixit: Mapping[str
 
 
 
+class _Pairing:
+    """Whether an entry may take an item: `selects` (leg and kind), and the item is of the test
+    case's own transactions and flows (capture/pairing.py). A SIP or HTTP response entry whose
+    request the block names (the entry of the flow step it answers, else the nearest earlier
+    request entry of its kind on the way back) takes only a response to the very message that
+    entry matched; otherwise a response to a request of the case (HTTP: to a request captured in
+    the window). A SIP request entry never takes a request of another flow when the case's
+    identity is known."""
+
+    def __init__(self, expects: list[Entry], items: list[TimelineItem], results_of: dict[int, EntryResult],
+                 identity: Iterable[str]):
+        self.expects, self.results_of = expects, results_of
+        self.requests = [i for i in items if pairing.is_request(pairing.sip_message(i))]
+        self.http_requests = [i for i in items if isinstance(i.event, HttpRequestSeen)]
+        self.case = pairing.CaseRequests(items, identity)
+
+    def fits(self, e: Entry, item: TimelineItem) -> bool:
+        if not selects(e, item):
+            return False
+        if e.selector == "http" and "status" in e.sel:  # a response: to the request of its entry
+            r = self._request_result(e)
+            if r is not None and isinstance(r.item.event, HttpRequestSeen):
+                return pairing.http_answers(item, r.item)
+            return any(pairing.http_answers(item, q) for q in self.http_requests)
+        if e.selector != "sip":
+            return True
+        if "status" not in e.sel:
+            return self.case.request_of_case(item)
+        r = self._request_result(e)
+        if r is not None and pairing.sip_message(r.item) is not None:
+            return pairing.answers(item, r.item)
+        return self.case.answers_case(item, [q for q in self.requests if q.index < item.index])
+
+    def _request_result(self, e: Entry) -> EntryResult | None:
+        """What the block's entry for the request this response entry answers matched, if it did."""
+        request = self._request_entry(e)
+        r = self.results_of.get(id(request)) if request is not None else None
+        return r if r is not None and r.item is not None else None
+
+    def _request_entry(self, e: Entry) -> Entry | None:
+        if e.kind != "expect":
+            return None
+        requests = [q for q in self.expects if q.selector == e.selector and "status" not in q.sel
+                    and _reverse_leg(q, e) and _same_method(q, e)]
+        step = pairing.ANSWERS_STEP.get(_int(e.flow))
+        named = [q for q in requests if step is not None and _int(q.flow) == step]
+        if named:
+            return named[0]
+        earlier = [q for q in requests if self.expects.index(q) < self.expects.index(e)]
+        return earlier[-1] if earlier else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _reverse_leg(request: Entry, response: Entry) -> bool:
+    """The request entry's leg is the response entry's leg the other way round (None = any)."""
+    def meet(a: set[str] | None, b: set[str] | None) -> bool:
+        return a is None or b is None or bool(a & b)
+    return meet(request.src, response.dst) and meet(request.dst, response.src)
+
+
+def _same_method(request: Entry, response: Entry) -> bool:
+    want, got = response.sel.get("method"), request.sel.get("method")
+    return want is None or got is None or _text_match(want, got)
+
+
 def _match_required(expects: list[Entry], items: list[TimelineItem], timeline: Timeline,
-                    results_of: dict[int, EntryResult]) -> set[int]:
+                    results_of: dict[int, EntryResult], fits) -> set[int]:
     """Required entries first, in order, each taking the first fitting message after the previous
     one: an optional entry never takes a message a required one needs."""
     last = -1
     matched: list[EntryResult] = []
     for e in (x for x in expects if not x.optional and not x.any_order):
-        cands = [i for i in items if selects(e, i)]
+        cands = [i for i in items if fits(e, i)]
         after = [i for i in cands if i.index > last]
         if after:
             r = EntryResult(e, "matched", after[0])
@@ -305,7 +380,7 @@ def _match_required(expects: list[Entry], items: list[TimelineItem], timeline: T
         results_of[id(e)] = r
     used = {m.item.index for m in matched}
     for e in (x for x in expects if not x.optional and x.any_order):
-        cands = [i for i in items if selects(e, i) and i.index not in used]
+        cands = [i for i in items if fits(e, i) and i.index not in used]
         if cands:
             r = EntryResult(e, "matched", cands[0])
             used.add(cands[0].index)
@@ -317,7 +392,7 @@ def _match_required(expects: list[Entry], items: list[TimelineItem], timeline: T
 
 
 def _match_optional(expects: list[Entry], items: list[TimelineItem], results_of: dict[int, EntryResult],
-                    used: set[int]) -> None:
+                    used: set[int], fits) -> None:
     """An optional entry matches a message between its matched neighbours (when present it still
     has to be in order); missing, it checks nothing."""
     for pos, e in enumerate(expects):
@@ -328,7 +403,7 @@ def _match_optional(expects: list[Entry], items: list[TimelineItem], results_of:
         hi = min((results_of[id(x)].item.index for x in expects[pos + 1:]
                   if not x.optional and not x.any_order and results_of[id(x)].status == "matched"),
                  default=float("inf"))
-        cands = [i for i in items if selects(e, i) and i.index not in used]
+        cands = [i for i in items if fits(e, i) and i.index not in used]
         inside = [i for i in cands if lo < i.index < hi]
         if inside:
             r = EntryResult(e, "matched", inside[0])
@@ -374,8 +449,10 @@ def as_matchable(ev: Any) -> Any:
     return ev
 
 
-def evaluate_capture(block: Mapping[str, Any] | None, result, ctx, pixit: Mapping[str, Any] | None = None) -> list[Finding]:
-    """Findings for every entry of the block (and for every per-message expectation)."""
+def evaluate_capture(block: Mapping[str, Any] | None, result, ctx, pixit: Mapping[str, Any] | None = None,
+                     identity: Iterable[str] = ()) -> list[Finding]:
+    """Findings for every entry of the block (and for every per-message expectation);
+    `identity` as in match_block."""
     if not block:
         return []
     timeline = result.timeline
@@ -383,7 +460,7 @@ def evaluate_capture(block: Mapping[str, Any] | None, result, ctx, pixit: Mappin
         entries = parse_block(block, pixit, _known_nodes(pixit, result))
     except BlockError as exc:
         return [Finding(Verdict.ERROR, "capture block", "a well-formed capture block", "malformed", None, str(exc))]
-    bm = match_block(block, timeline, pixit, unusable=result.error, entries=entries)
+    bm = match_block(block, timeline, pixit, unusable=result.error, entries=entries, identity=identity)
     spots = [] if bm.unusable else _blind_spots(entries, timeline)
     explained: set[int] = set()
     findings: list[Finding] = []

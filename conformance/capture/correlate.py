@@ -27,13 +27,18 @@ from collections.abc import Iterable
 _JWT = re.compile(rb"eyJ[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]*")
 
 
+def identity_of(user: dict) -> frozenset[str]:
+    """The local part of the test case's identity (its Web ID, IMPI and IMPUs share it), when it is
+    long enough to be the case's own: fixture identities (alice) are shared by consecutive test
+    cases, so they cannot mark one (empty set = not known)."""
+    local = str(user.get("web_id", "")).split("@", 1)[0]
+    return frozenset({local}) if len(local) >= 12 else frozenset()
+
+
 def markers_of(user: dict, saved: dict, cookies: Iterable[str] = ()) -> set[str]:
     """The test case's own values: its identity's local part, saved strings and cookie values long
     enough to be unique (tokens, codes, state, verifiers, the session cookie)."""
-    out = set()
-    local = str(user.get("web_id", "")).split("@", 1)[0]
-    if len(local) >= 12:  # fixture identities (alice) are shared: they cannot mark a test case
-        out.add(local)
+    out = set(identity_of(user))
     out.update(v for v in saved.values() if isinstance(v, str) and len(v) >= 12)
     out.update(v for v in cookies if isinstance(v, str) and len(v) >= 12)
     return out

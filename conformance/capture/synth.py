@@ -324,9 +324,10 @@ def registration(cap: Capture, keylog: str | Path, *, verify: bool = True, forwa
         register = sip_register(aor="sip:alice@ims.example.net", auth=auth, via=wsf_via,
                                 extra="Path: <sip:flow1@wsf.operator.example;lr;ob>\r\n")
         steps[17] = [cap.udp((n["wsf"][0], 5062), n["pcscf"], register)]
-        steps[18] = [cap.udp(n["pcscf"], n["scscf"], register.replace(
-            b"Via: ", b"Via: SIP/2.0/UDP pcscf.ims.example.net;branch=z9hG4bKp18\r\nVia: ", 1))]
-        steps[19] = [cap.udp(n["scscf"], n["pcscf"], sip_ok(via=wsf_via))]
+        pcscf_via = "SIP/2.0/UDP pcscf.ims.example.net;branch=z9hG4bKp18"
+        steps[18] = [cap.udp(n["pcscf"], n["scscf"], register.replace(b"Via: ", f"Via: {pcscf_via}\r\nVia: ".encode(), 1))]
+        # the S-CSCF answers with the whole Via stack of step 18 (RFC 3261 8.2.6.2)
+        steps[19] = [cap.udp(n["scscf"], n["pcscf"], sip_ok(via=f"{pcscf_via}\r\nVia: {wsf_via}"))]
         steps[20] = [cap.udp(n["pcscf"], (n["wsf"][0], 5062), sip_ok(via=wsf_via))]
 
     if forward_first:

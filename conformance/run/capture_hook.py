@@ -116,7 +116,7 @@ class CaptureFactory:
         while self.clock() < until and len(self.session.records) == seen:
             self.wait(min(POLL_S, max(0.0, until - self.clock())))
 
-    def window(self, tc, started: dict, block=None, markers: set[str] | None = None):
+    def window(self, tc, started: dict, block=None, markers: set[str] | None = None, identity: frozenset = frozenset()):
         """The CaptureResult of one test case: [t0, end of the settle] of the session capture.
 
         Adaptive settle (capture.settle): with a barrier, the window ends as soon as the capture
@@ -141,7 +141,7 @@ class CaptureFactory:
             if session.error and not session.records:
                 return CaptureResult(Timeline(t_start=t0, t_end=t1, problems=[session.error]), None, session.error)
             result = self._analyze(tc, started, t0, t1)
-            state = self._settle_state(block, result, t0, t1, markers, own_endpoints(started))
+            state = self._settle_state(block, result, t0, t1, markers, own_endpoints(started), identity)
             if state.done or t1 >= deadline:
                 result.stats["settle"] = {"ms": round((t1 - t_last) * 1000, 1),
                                           "waiting_for": "" if state.done else state.waiting_for}
@@ -149,7 +149,7 @@ class CaptureFactory:
             self._wait_for_packets(min(deadline, state.wake_at or deadline))
             session.flush(max(0.0, deadline - self.clock()))
 
-    def _settle_state(self, block, result, t0: float, t1: float, markers, own=frozenset()):
+    def _settle_state(self, block, result, t0: float, t1: float, markers, own=frozenset(), identity=frozenset()):
         from conformance.capture.assertions import BlockError, match_block
         from conformance.capture.settle import SettleState, settle_state
         from conformance.capture.timeline import Timeline
@@ -165,7 +165,7 @@ class CaptureFactory:
                                 t_start=timeline.t_start, t_end=timeline.t_end,
                                 observable_nodes=timeline.observable_nodes)
         try:
-            bm = match_block(block, timeline, self.profile.pixit, unusable=result.error)
+            bm = match_block(block, timeline, self.profile.pixit, unusable=result.error, identity=identity)
         except BlockError:
             return SettleState(True)  # the test case is wrong: evaluate_capture says so, no waiting
         return settle_state(bm, t0, t1)
@@ -198,20 +198,23 @@ class CaptureFactory:
                              pcapng_out=base.with_suffix(".tls-secrets.pcapng") if self.include_tls_secrets else None)
         return result
 
-    def finish(self, tc, started, mctx, reporter, render, markers: set[str] | None = None) -> list[Finding]:
+    def finish(self, tc, started, mctx, reporter, render, markers: set[str] | None = None,
+               identity: frozenset = frozenset()) -> list[Finding]:
+        """`identity`: the case's own identity when unique (correlate.identity_of): with it a capture
+        entry never takes a request of another user's flow (capture/pairing.py)."""
         from conformance.capture import evaluate_capture
         from conformance.report.ladder import render_ladder
 
         block = render(tc.capture)
-        result = self.window(tc, started, block, markers)
+        result = self.window(tc, started, block, markers, identity)
         self.last_window = (result.timeline, block)  # the report's per-entry capture steps
-        findings = evaluate_capture(block, result, mctx, self.profile.pixit)
+        findings = evaluate_capture(block, result, mctx, self.profile.pixit, identity)
         if self.correlate:  # parallel run: judge only this test case's messages
             from conformance.capture.correlate import for_case, unattributed
 
             whole = findings
             result.timeline.items = for_case(result.timeline.items, markers or set(), own_endpoints(started))
-            findings = unattributed(evaluate_capture(block, result, mctx, self.profile.pixit), whole)
+            findings = unattributed(evaluate_capture(block, result, mctx, self.profile.pixit, identity), whole)
         if result.plaintext_path:
             reporter.attach_file(f"{tc.id}.pcapng (decrypted, secrets redacted)", result.plaintext_path,
                                  "application/vnd.tcpdump.pcap")

@@ -457,11 +457,12 @@ class Engine:
         with self.reporter.step("capture: checks on the legs the harness does not see") as rstep:
             self.capture_factory.last_window = None
             try:
-                from conformance.capture.correlate import markers_of
+                from conformance.capture.correlate import identity_of, markers_of
 
                 findings = self.capture_factory.finish(tc, capture, mctx, self.reporter,
                                                        lambda obj: render(obj, self._template_context(state)),
-                                                       markers_of(state.user, state.saved, _cookie_values(state)))
+                                                       markers_of(state.user, state.saved, _cookie_values(state)),
+                                                       identity_of(state.user))
             except TemplateError as exc:
                 if stopped is not None:  # a value the capture needs was never saved: the SUT's step failed
                     findings = [Finding(Verdict.INCONCLUSIVE, "capture", "the capture assertions evaluated",
