@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,21 +66,24 @@ def run_once(extra: list[str]) -> tuple[float, float, dict[str, str], int, dict[
     """(wall s, CPU s of the run and its children, verdict per test case, exit status, seconds of
     each test case per process that ran it: "main" serially, "gw0", "gw1", ... under -n)."""
     work = Path(tempfile.mkdtemp(prefix="bench-catalog-"))
-    cmd = [sys.executable, "-m", "conformance.cli", "run", "--profile", "profiles/reference.yaml",
-           "--alluredir", str(work / "results"), "--workdir", str(work / "w"), *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    verdicts: dict[str, str] = {}
-    seconds: dict[str, dict[str, float]] = {}
-    for f in (work / "w").glob("verdicts-*.json"):
-        for r in json.loads(f.read_text())["results"]:
-            verdicts[r["id"]] = r["verdict"]
-            seconds.setdefault(f.stem.removeprefix("verdicts-"), {})[r["id"]] = float(r["seconds"])
-    return wall, cpu, verdicts, proc.returncode, seconds
+    try:  # a run leaves ~100 MB of Allure results and captures: gone once its verdicts are read
+        cmd = [sys.executable, "-m", "conformance.cli", "run", "--profile", "profiles/reference.yaml",
+               "--alluredir", str(work / "results"), "--workdir", str(work / "w"), *extra]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        verdicts: dict[str, str] = {}
+        seconds: dict[str, dict[str, float]] = {}
+        for f in (work / "w").glob("verdicts-*.json"):
+            for r in json.loads(f.read_text())["results"]:
+                verdicts[r["id"]] = r["verdict"]
+                seconds.setdefault(f.stem.removeprefix("verdicts-"), {})[r["id"]] = float(r["seconds"])
+        return wall, cpu, verdicts, proc.returncode, seconds
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def breakdown(seconds: dict[str, dict[str, float]], wall: float) -> str:
