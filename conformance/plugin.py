@@ -115,7 +115,8 @@ class TestCaseItem(pytest.Item):
             self._publish({"verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "checks": []})
             pytest.skip(f"NOT APPLICABLE: PICS selection `{sel.expr}` is false ({answers})")
         unsupplied = self.tc.unsupplied(profile.pixit)
-        if unsupplied:
+        if unsupplied:  # published like every other n/a, or the case's console line says "unknown"
+            self._publish({"verdict": Verdict.NOT_APPLICABLE.value, "seconds": 0.0, "checks": []})
             pytest.skip(f"NOT APPLICABLE: {unsupplied}")
         missing = self.tc.missing_pixit(profile.pixit)
         if missing:  # a value the binding leaves open and the profile does not declare: never guessed
