@@ -1,10 +1,14 @@
-"""What the interop tests share: a shipped profile moved into the test's own directory, and the
-check that a run left no process behind (interop/<part>/run.sh stops everything by PID)."""
+"""What the interop tests share: a shipped profile moved into the test's own directory, one run of
+interop/<part>/run.sh in a network namespace with its verdicts read back, and the check that a run
+left no process behind (run.sh stops everything by PID)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,3 +44,18 @@ def left_running(state: Path, grace_s: float = EXIT_GRACE_S) -> list[int]:
     while (pids := pids_under(state)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return pids
+
+
+@dataclass
+class PartRun:
+    returncode: int
+    output: str  # the tail of what the run printed, for assertion messages
+    results: dict[str, dict]  # test case id -> its record in the run's verdict files
+
+
+def run_part(part: str, profile: Path, work: Path, *args: str, timeout_s: float) -> PartRun:
+    """`interop/netns.sh interop/PART/run.sh PROFILE WORK ARGS...`, bounded by `timeout_s`."""
+    proc = subprocess.run([str(REPO / "interop/netns.sh"), str(REPO / "interop" / part / "run.sh"), str(profile),
+                           str(work), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+    results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
+    return PartRun(proc.returncode, proc.stdout[-4000:] + proc.stderr[-2000:], results)

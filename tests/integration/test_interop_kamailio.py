@@ -7,14 +7,12 @@ Needs root (ip netns) and the Debian packages `make system-deps` installs."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from interop_runs import left_running, profile_in
+from interop_runs import left_running, profile_in, run_part
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 240
@@ -33,15 +31,13 @@ def test_kamailio_core_cases(tmp_path, profile_name, transport):
     assert shutil.which("kamailio"), "kamailio is not installed: run `make system-deps` as root"
     profile = profile_in(tmp_path, profile_name, "kamailio", "interop-kamailio.deviations.yaml")
     work = tmp_path / "work"
-    proc = subprocess.run(
-        [str(REPO / "interop/netns.sh"), str(REPO / "interop/kamailio/run.sh"), str(profile), str(work),
-         # the core registration cases; the lifecycle ones run in test_kamailio_reg_event_and_to_tags
-         "--sut", "pcscf", "--sut", "scscf", "-k", "not lifecycle"],
-        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    run = run_part("kamailio", profile, work,
+                   # the core registration cases; the lifecycle ones run in test_kamailio_reg_event_and_to_tags
+                   "--sut", "pcscf", "--sut", "scscf", "-k", "not lifecycle",
+                   timeout_s=RUN_TIMEOUT_S)
+    output, results = run.output, run.results
     assert not left_running(tmp_path / "state"), "processes left running\n" + output
-    results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
-    assert proc.returncode == 0, output
+    assert run.returncode == 0, output
     ran = {i for i, r in results.items() if r["verdict"] != "not applicable"}
     assert ran >= {f"TP_SCSCF_REG_{n:03d}" for n in range(1, 11)}, sorted(ran)
     assert f"TP_PCSCF_REG_00{1 if transport == 'udp' else 2}" in ran
@@ -67,14 +63,12 @@ def test_kamailio_reg_event_and_to_tags(tmp_path):
     assert shutil.which("kamailio"), "kamailio is not installed: run `make system-deps` as root"
     profile = profile_in(tmp_path, "interop-kamailio.yaml", "kamailio", "interop-kamailio.deviations.yaml")
     work = tmp_path / "work"
-    proc = subprocess.run(
-        [str(REPO / "interop/netns.sh"), str(REPO / "interop/kamailio/run.sh"), str(profile), str(work),
-         "-k", "REGEV or TAG"],
-        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    run = run_part("kamailio", profile, work,
+                   "-k", "REGEV or TAG",
+                   timeout_s=RUN_TIMEOUT_S)
+    output, results = run.output, run.results
     assert not left_running(tmp_path / "state"), "processes left running\n" + output
-    results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
-    assert proc.returncode == 0, output
+    assert run.returncode == 0, output
     assert {i: results[i]["verdict"] for i in REGEVENT_PASS} == dict.fromkeys(REGEVENT_PASS, "pass"), output
     failed = {i for i, r in results.items() if r["verdict"] not in ("pass", "not applicable")}
     assert failed == REGINFO_DEVIATIONS, output

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from interop_runs import left_running, profile_in
+from interop_runs import left_running, profile_in, run_part
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 300
@@ -35,14 +34,12 @@ pytestmark = [
 def test_oidc_provider_as_and_flow_cases(tmp_path, profile_name, state_dir, verified_by, flow_case):
     profile = profile_in(tmp_path, profile_name, state_dir, DEVIATIONS_FILE.name)
     work = tmp_path / "work"
-    proc = subprocess.run(
-        [str(REPO / "interop/netns.sh"), str(REPO / "interop/oidc-provider/run.sh"), str(profile), str(work),
-         "--sut", "as", "--sut", "flow"],
-        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    run = run_part("oidc-provider", profile, work,
+                   "--sut", "as", "--sut", "flow",
+                   timeout_s=RUN_TIMEOUT_S)
+    output, results = run.output, run.results
     assert not left_running(tmp_path / "state"), "processes left running\n" + output
-    results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
-    assert proc.returncode == 0, output
+    assert run.returncode == 0, output
     # the whole 1-22 flow went through oidc-provider's login and consent pages
     assert results[flow_case]["verdict"] == "pass", output
     assert results["TP_AS_META_001"]["verdict"] == "pass", output

@@ -7,13 +7,11 @@ Needs root (ip netns), `make node-deps` (oidc-provider, the JsSIP bundle) and De
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from interop_runs import left_running, profile_in
+from interop_runs import left_running, profile_in, run_part
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "profiles" / "interop-oidc-provider-browser.yaml"
@@ -31,14 +29,12 @@ pytestmark = [
 def test_browser_walks_oidc_providers_pages_and_registers(tmp_path):
     profile = profile_in(tmp_path, PROFILE.name, "oidc-provider-browser", DEVIATIONS_FILE.name)
     work = tmp_path / "work"
-    proc = subprocess.run(
-        [str(REPO / "interop/netns.sh"), str(REPO / "interop/oidc-provider/run.sh"), str(profile), str(work),
-         "-k", "TP_FLOW_REG_001"],
-        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    output = proc.stdout[-4000:] + proc.stderr[-2000:]
+    run = run_part("oidc-provider", profile, work,
+                   "-k", "TP_FLOW_REG_001",
+                   timeout_s=RUN_TIMEOUT_S)
+    output, results = run.output, run.results
     assert not left_running(tmp_path / "state"), "processes left running\n" + output
-    results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
-    assert proc.returncode == 0, output
+    assert run.returncode == 0, output
     assert results["TP_FLOW_REG_001"]["verdict"] == "pass", output
     # the browser went through oidc-provider's interaction pages (on the wire, in the capture's ladder)
     assert "/interaction/" in (work / "ladders" / "TP_FLOW_REG_001.svg").read_text(), output
