@@ -3,6 +3,7 @@
 # them with PROFILE, stop everything by PID. Meant to run inside interop/netns.sh (fixed addresses).
 #
 #   interop/kamailio/run.sh PROFILE WORKDIR [ims-conformance run arguments...]
+# (Allure results go to WORKDIR/allure-results unless the arguments name another --alluredir.)
 #
 # The state directory is the one the profile's tls.ca_bundle points into (.interop/kamailio for
 # profiles/interop-kamailio*.yaml); the reference nodes follow the profile's PICS core.transport
@@ -19,4 +20,6 @@ transport=$(pics "$PROFILE" core.transport) signalling=$(pics "$PROFILE" signall
 rm -rf "$STATE"
 "$HERE/start.sh" "$STATE" "$transport" "${signalling:-relay}" || exit 2
 trap '"$HERE/stop.sh" "$STATE"' EXIT
-"$IMS" run --profile "$PROFILE" --workdir "$WORKDIR" "$@"
+# Allure results beside the verdicts: two runs at once (make test runs interop tests on two
+# workers) must not share ./allure-results, which each run empties when it starts.
+"$IMS" run --profile "$PROFILE" --workdir "$WORKDIR" --alluredir "$WORKDIR/allure-results" "$@"

@@ -51,6 +51,7 @@ class PartRun:
     returncode: int
     output: str  # the tail of what the run printed, for assertion messages
     results: dict[str, dict]  # test case id -> its record in the run's verdict files
+    allure_results: int  # Allure result files the run wrote into its own WORK/allure-results
 
 
 def run_part(part: str, profile: Path, work: Path, *args: str, timeout_s: float) -> PartRun:
@@ -58,4 +59,7 @@ def run_part(part: str, profile: Path, work: Path, *args: str, timeout_s: float)
     proc = subprocess.run([str(REPO / "interop/netns.sh"), str(REPO / "interop" / part / "run.sh"), str(profile),
                            str(work), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
     results = {r["id"]: r for f in work.glob("verdicts-*.json") for r in json.loads(f.read_text())["results"]}
-    return PartRun(proc.returncode, proc.stdout[-4000:] + proc.stderr[-2000:], results)
+    # run.sh keeps each run's Allure results in WORK: under -n 2 two interop runs at once once
+    # shared ./allure-results, and the one that started later emptied it under the other.
+    allure = len(list((work / "allure-results").glob("*-result.json")))
+    return PartRun(proc.returncode, proc.stdout[-4000:] + proc.stderr[-2000:], results, allure)

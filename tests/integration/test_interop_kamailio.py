@@ -38,6 +38,7 @@ def test_kamailio_core_cases(tmp_path, profile_name, transport):
     output, results = run.output, run.results
     assert not left_running(tmp_path / "state"), "processes left running\n" + output
     assert run.returncode == 0, output
+    assert run.allure_results == len(run.results), output
     ran = {i for i, r in results.items() if r["verdict"] != "not applicable"}
     assert ran >= {f"TP_SCSCF_REG_{n:03d}" for n in range(1, 11)}, sorted(ran)
     assert f"TP_PCSCF_REG_00{1 if transport == 'udp' else 2}" in ran
@@ -69,6 +70,7 @@ def test_kamailio_reg_event_and_to_tags(tmp_path):
     output, results = run.output, run.results
     assert not left_running(tmp_path / "state"), "processes left running\n" + output
     assert run.returncode == 0, output
+    assert run.allure_results == len(run.results), output
     assert {i: results[i]["verdict"] for i in REGEVENT_PASS} == dict.fromkeys(REGEVENT_PASS, "pass"), output
     failed = {i for i, r in results.items() if r["verdict"] not in ("pass", "not applicable")}
     assert failed == REGINFO_DEVIATIONS, output

@@ -40,6 +40,7 @@ def test_oidc_provider_as_and_flow_cases(tmp_path, profile_name, state_dir, veri
     output, results = run.output, run.results
     assert not left_running(tmp_path / "state"), "processes left running\n" + output
     assert run.returncode == 0, output
+    assert run.allure_results == len(run.results), output
     # the whole 1-22 flow went through oidc-provider's login and consent pages
     assert results[flow_case]["verdict"] == "pass", output
     assert results["TP_AS_META_001"]["verdict"] == "pass", output

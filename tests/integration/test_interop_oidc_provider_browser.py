@@ -35,6 +35,7 @@ def test_browser_walks_oidc_providers_pages_and_registers(tmp_path):
     output, results = run.output, run.results
     assert not left_running(tmp_path / "state"), "processes left running\n" + output
     assert run.returncode == 0, output
+    assert run.allure_results == len(run.results), output
     assert results["TP_FLOW_REG_001"]["verdict"] == "pass", output
     # the browser went through oidc-provider's interaction pages (on the wire, in the capture's ladder)
     assert "/interaction/" in (work / "ladders" / "TP_FLOW_REG_001.svg").read_text(), output
