@@ -315,6 +315,44 @@ class Engine:
                                users=state.users, saved=state.saved, extra=extra or {})
 
     def _step_findings(self, step: dict, state: CaseState, mctx: MatchContext, line) -> list[Finding]:
+        if "poll" not in step:
+            return self._attempt(step, state, mctx, line)
+        return self._poll(step, state, mctx, line)
+
+    def _poll(self, step: dict, state: CaseState, mctx: MatchContext, line) -> list[Finding]:
+        """`poll: {within_ms, every_ms}`: the step is repeated while the SUT's answer fails its
+        expectations, until `within_ms` after the first attempt; the last attempt is the step's
+        verdict. A state the SUT reaches "at once" or "after expiry" is then judged as soon as it
+        is reached instead of after a fixed pause sized for the slowest conformant SUT. Silence
+        (inconclusive) and harness errors end the poll: asking again would prove nothing."""
+        try:
+            spec = render(step["poll"], self._template_context(state))
+            within_s, every_s = float(spec["within_ms"]) / 1000.0, float(spec.get("every_ms", 100)) / 1000.0
+        except (TemplateError, KeyError, TypeError, ValueError) as exc:
+            return [_error("poll", f"poll needs within_ms (and optionally every_ms) in milliseconds: {exc}", line)]
+        started = self.clock.now()
+        attempts: list[str] = []
+        while True:
+            findings = self._attempt(step, state, mctx, line)
+            verdict = judge(findings)
+            attempts.append(f"attempt {len(attempts) + 1} at {(self.clock.now() - started) * 1000.0:.0f} ms: "
+                            f"{verdict.value}" + "".join(f"\n  {f.verdict.value} {f.subject}: expected "
+                                                        f"{f.expected}, got {f.actual}" for f in findings
+                                                        if f.verdict == Verdict.FAIL))
+            left = started + within_s - self.clock.now()
+            if verdict != Verdict.FAIL or left <= 0:
+                break
+            self.clock.sleep(min(every_s, left))
+        if len(attempts) > 1:
+            self.reporter.attach_text("poll attempts", "\n".join(attempts))
+        if verdict == Verdict.FAIL:
+            for f in findings:
+                if f.verdict == Verdict.FAIL:
+                    f.message = (f"{f.message} " if f.message else "") + (
+                        f"(still so after {len(attempts)} attempt(s) within {within_s * 1000.0:.0f} ms)")
+        return findings
+
+    def _attempt(self, step: dict, state: CaseState, mctx: MatchContext, line) -> list[Finding]:
         name = actions.action_of(step)
         tctx = self._template_context(state)
         try:

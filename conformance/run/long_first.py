@@ -39,8 +39,8 @@ def _number(value: Any, pixit: dict) -> float:
 
 
 def stated_wait_ms(tc, pixit: dict) -> float:
-    """The time test case `tc` says it waits: its `wait` steps, and the window of every step that
-    expects nothing to arrive (it lasts its whole timeout)."""
+    """The time test case `tc` says it waits: its `wait` steps, the window of every step that
+    expects nothing to arrive (it lasts its whole timeout), and the bound of every poll."""
     total = 0.0
     for step in tc.steps:
         if step.action == "wait" and isinstance(step.args, dict):
@@ -50,6 +50,8 @@ def stated_wait_ms(tc, pixit: dict) -> float:
                 total += _number(step.args.get("ms", 0), pixit)
         elif step.timeout_ms is not None and any(e.op == "nothing" or e.subject == "nothing" for e in step.expect):
             total += _number(step.timeout_ms, pixit)
+        if isinstance(step.raw.get("poll"), dict):  # at most that long; an expiry poll takes most of it
+            total += _number(step.raw["poll"].get("within_ms", 0), pixit)
     return total
 
 

@@ -32,13 +32,18 @@ class ActionDef(Word):
         return load(self.browser)
 
 
+# An action that only asks (a query REGISTER, a GET) may be repeated until the SUT's answer holds
+# (`poll`, conformance/run/engine.py); one that changes state or consumes something may not.
+_POLLABLE = ("name", "flow", "timeout_ms", "expect", "save", "poll")
+
+
 def _action(name: str, doc: str, implemented_by: str | None, **extra) -> ActionDef:
     return ActionDef(name, doc, {"$ref": f"#/$defs/{name}"}, implemented_by, **extra)
 
 
 ACTIONS: Registry[ActionDef] = Registry("action", [
     _action("http", "one HTTP exchange; redirects are never followed automatically", f"{_RUN}:_http",
-            browser=f"{_BROWSER}:_http"),
+            browser=f"{_BROWSER}:_http", step_keys=_POLLABLE),
     _action("oauth", "client-side OAuth helpers; saves code_verifier, code_challenge, code_challenge_method, "
             "state, nonce", f"{_RUN}:_oauth"),
     _action("ws_connect", "open a WebSocket (TLS with the harness's key log)", f"{_RUN}:_ws_connect",
@@ -46,7 +51,7 @@ ACTIONS: Registry[ActionDef] = Registry("action", [
     _action("ws_send", "send one raw WebSocket frame (negative cases)", f"{_RUN}:_ws_send"),
     _action("ws_close", "close a WebSocket connection", f"{_RUN}:_ws_close"),
     _action("sip_send", "send one SIP message over a WebSocket connection, UDP or TCP, and wait for the answer",
-            f"{_RUN}:_sip_send", sip=True, browser=f"{_BROWSER}:_sip_send"),
+            f"{_RUN}:_sip_send", sip=True, browser=f"{_BROWSER}:_sip_send", step_keys=_POLLABLE),
     _action("sip_expect", "wait for the next SIP message on a connection (bounded by timeout_ms)",
             f"{_RUN}:_sip_expect", sip=True),
     _action("forge_token", "build a token for negative cases from a real one", f"{_RUN}:_forge_token"),

@@ -35,7 +35,7 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "testcase.sche
 DERIVED = ("any_operator", "expectation", "condition", "step")
 _ANY_OPERATOR = {"$ref": "#/$defs/any_operator"}
 _STEP_COMMON_FIRST = ("name", "flow", "timeout_ms")  # hand-written keys before the actions
-_STEP_COMMON_LAST = ("expect", "save")  # and after them
+_STEP_COMMON_LAST = ("expect", "save", "poll")  # and after them
 
 
 def any_operator() -> dict[str, Any]:
