@@ -299,8 +299,11 @@ def pytest_collection_modifyitems(config, items):
         # an xdist worker of a catalog run: the cases that wait a stated time first (conformance.run.long_first)
         from conformance.run.long_first import longest_first, stated_wait_ms
 
-        pixit = _profile(config).pixit
-        items[:] = longest_first(items, lambda item: stated_wait_ms(item.tc, pixit))
+        profile = _profile(config)
+        pixit, pics = profile.pixit, profile.pics
+        # a case the profile makes not applicable waits for nothing, whatever it states
+        items[:] = longest_first(items, lambda item: stated_wait_ms(item.tc, pixit)
+                                 if item.tc.applicable(pics, pixit) else 0.0)
     if not nodes and not offline:
         return
 

@@ -17,8 +17,8 @@ def _case(folder: str, name: str):
 
 
 def test_stated_waits_of_the_catalog_cases():
-    assert stated_wait_ms(_case("lifecycle", "TP_WSF_WSC_001"), PIXIT) == 1000  # wait: {ms: 1000}
-    # wait: {ms: "${pixit.lifecycle.expiry_wait_ms}"}, resolved from the profile
+    assert stated_wait_ms(_case("lifecycle", "TP_WSF_WSC_001"), PIXIT) == 1000  # poll: {within_ms: 1000}
+    # poll: {within_ms: "${pixit.lifecycle.expiry_wait_ms}"}, resolved from the profile
     assert stated_wait_ms(_case("lifecycle", "TP_SCSCF_EXP_006"), PIXIT) == PIXIT["lifecycle"]["expiry_wait_ms"]
     assert stated_wait_ms(_case("lifecycle", "TP_WSF_RER_002"), PIXIT) == 15000  # until_exp: its max_ms bound
     assert stated_wait_ms(_case("wsf", "TP_WSF_SIP_005"), PIXIT) == 800  # expects nothing for timeout_ms
