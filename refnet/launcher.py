@@ -1,4 +1,5 @@
-"""Start and stop a reference network: one subprocess per node, each in its own process group.
+"""Start and stop a reference network: one process per node, each in its own process group
+(a subprocess, or a fork of the network's zygote with fork_server=True: refnet/zygote.py).
 
     net = start(NetworkConfig(state_dir, endpoints=free_endpoints()), nodes=("as", "3rdwws"))
     ...                     # <state>/ready.json says where everything listens
@@ -57,11 +58,96 @@ def prepare(cfg: NetworkConfig) -> None:
     Store(cfg.db_path).seed(cfg)
 
 
+class ForkedNode:
+    """A node the zygote forked (refnet/zygote.py), with the part of Popen's interface the
+    launcher uses. It is not our child: it has exited when its PID is gone (the zygote reaps it
+    at once), and its exit status is in its log, not here."""
+
+    EXITED = "exited (forked node: see its log)"
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: str | None = None
+
+    def poll(self) -> str | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = self.EXITED
+            except PermissionError:
+                pass  # alive, not ours to signal
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> str:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"node {self.pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+
+class Zygote:
+    """The launcher's end of a network's fork server (refnet/zygote.py)."""
+
+    def __init__(self, cfg: NetworkConfig, env: dict[str, str]):
+        log = open(cfg.state / "logs" / "zygote.log", "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "refnet.node", "zygote", "--state-dir", str(cfg.state)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
+        finally:
+            log.close()
+        self.lock = threading.Lock()  # one request and its answer at a time
+
+    def spawn(self, node: str, log_path: Path, timeout: float) -> ForkedNode:
+        import select
+
+        with self.lock:
+            if self.proc.poll() is not None:
+                raise NodeFailed(f"the zygote exited with {self.proc.returncode} (see its log)")
+            self.proc.stdin.write(f"{node} {log_path}\n".encode())
+            self.proc.stdin.flush()
+            deadline = time.monotonic() + timeout
+            answer = b""
+            fd = self.proc.stdout.fileno()
+            while not answer.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    raise NodeFailed(f"the zygote did not fork {node} within {timeout:.0f} s")
+                chunk = os.read(fd, 64)
+                if not chunk:
+                    raise NodeFailed(f"the zygote exited while forking {node} (see its log)")
+                answer += chunk
+        text = answer.decode().strip()
+        if not text.isdigit():
+            raise NodeFailed(f"the zygote could not fork {node}: {text}")
+        return ForkedNode(int(text))
+
+    def close(self) -> None:
+        """Closing its input ends the zygote; the nodes it forked are stopped by the launcher."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT_S)
+        self.proc.stdout.close()
+
+
 class Network:
-    def __init__(self, cfg: NetworkConfig):
+    def __init__(self, cfg: NetworkConfig, fork_server: bool = False):
         self.cfg = cfg
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, subprocess.Popen | ForkedNode] = {}
         self.listening: dict[str, tuple[str, int]] = {}
+        # fork_server: nodes are forked from a zygote that imported their modules once, instead
+        # of each importing them in a new interpreter (refnet/zygote.py)
+        self.fork_server = fork_server
+        self._zygote: Zygote | None = None
         _live.add(self)
 
     # -- helpers for callers -------------------------------------------------------------------
@@ -91,6 +177,12 @@ class Network:
         offset = log_path.stat().st_size if log_path.exists() else 0
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+        if self.fork_server:
+            if self._zygote is None:
+                self._zygote = Zygote(self.cfg, env)
+            log_path.touch()  # the fork opens it itself, maybe after the first look at it
+            self.procs[node] = self._zygote.spawn(node, log_path, READY_TIMEOUT_S)
+            return offset
         with open(log_path, "ab") as log:
             self.procs[node] = subprocess.Popen(
                 [sys.executable, "-m", "refnet.node", node, "--state-dir", str(self.cfg.state)],
@@ -162,6 +254,9 @@ class Network:
 
     def stop_all(self) -> None:
         self.stop()
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
         self.ready_file.unlink(missing_ok=True)
 
     def __enter__(self) -> Network:
@@ -185,7 +280,7 @@ class Network:
         tmp.replace(self.ready_file)
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+def _signal_group(proc: subprocess.Popen | ForkedNode, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)  # the node leads its own group (start_new_session)
     except ProcessLookupError:
@@ -193,12 +288,13 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 def start(cfg: NetworkConfig, nodes: Iterable[str] = NODES, timeout: float = READY_TIMEOUT_S,
-          on_ready: Callable[[str, str, int, int], None] | None = None) -> Network:
-    """Prepare the state directory, start `nodes` and wait until each one listens.
+          on_ready: Callable[[str, str, int, int], None] | None = None, fork_server: bool = False) -> Network:
+    """Prepare the state directory, start `nodes` and wait until each one listens (forked from a
+    zygote with `fork_server`, see refnet/zygote.py).
 
     On failure every node already started is stopped before the error propagates."""
     prepare(cfg)
-    net = Network(cfg)
+    net = Network(cfg, fork_server=fork_server)
     try:
         net.start_nodes(nodes, timeout, on_ready)
     except BaseException:

@@ -42,6 +42,13 @@ def _exit_with_parent(poll_s: float = 1.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["zygote"]:  # the fork server of one network's nodes (refnet/zygote.py)
+        zp = argparse.ArgumentParser(prog="python -m refnet.node zygote")
+        zp.add_argument("--state-dir", required=True)
+        from .zygote import serve as serve_forks
+
+        return serve_forks(zp.parse_args(args[1:]).state_dir)
     parser = argparse.ArgumentParser(prog="python -m refnet.node", description=__doc__.splitlines()[0])
     parser.add_argument("node", choices=NODES)
     parser.add_argument("--state-dir", required=True)

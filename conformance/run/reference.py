@@ -73,7 +73,8 @@ def ensure_up(profile):
         return None  # `ims-conformance reference up` already runs it, as the profile asks
     from refnet import launcher
 
-    return launcher.start(cfg, nodes=supplied)
+    # forked from a zygote: the nodes import their libraries once, not five times (issue 15)
+    return launcher.start(cfg, nodes=supplied, fork_server=True)
 
 
 def check_running(cfg, where: str) -> None:

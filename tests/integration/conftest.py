@@ -34,7 +34,8 @@ def available_nodes() -> tuple[str, ...]:
 
 
 def _node_processes(state_dir: str) -> list[int]:
-    """PIDs of live processes running a node of the network in `state_dir` (from /proc)."""
+    """PIDs of live processes running a node of the network in `state_dir` (from /proc; a node
+    forked from a zygote has the zygote's command line, which names both too)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -69,7 +70,7 @@ class RefnetFactory:
             self.state_dirs.append(str(state))
             cfg = NetworkConfig(str(state), endpoints=free_endpoints(prefer_defaults=False), options=opts,
                                 faults=list(faults))
-            self.live[key] = start(cfg, nodes)
+            self.live[key] = start(cfg, nodes, fork_server=True)  # one import of the node modules per network
         if pin:
             self.pinned.add(key)
         return self.live[key]

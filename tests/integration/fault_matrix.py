@@ -87,7 +87,8 @@ def run_cases(variant: str, fault: str | None, cases, settle_ms: int = 150, *, o
     if before_start is not None:
         prepare(cfg)
         before_start(cfg)
-    net = start(cfg, nodes=[alone]) if alone else start(cfg)
+    # forked from a zygote: the matrix starts a network per fault (refnet/zygote.py)
+    net = start(cfg, nodes=[alone], fork_server=True) if alone else start(cfg, fork_server=True)
     run = Run(variant, fault)
     factory = peers = None
     try:
