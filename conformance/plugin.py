@@ -297,13 +297,10 @@ def pytest_collection_modifyitems(config, items):
     if hasattr(config, "workerinput") and config.getoption("--profile") and not offline \
             and items and all(isinstance(item, TestCaseItem) for item in items):
         # an xdist worker of a catalog run: the cases that wait a stated time first (conformance.run.long_first)
-        from conformance.run.long_first import longest_first, stated_wait_ms
+        from conformance.run.long_first import longest_first
 
         profile = _profile(config)
-        pixit, pics = profile.pixit, profile.pics
-        # a case the profile makes not applicable waits for nothing, whatever it states
-        items[:] = longest_first(items, lambda item: stated_wait_ms(item.tc, pixit)
-                                 if item.tc.applicable(pics, pixit) else 0.0)
+        items[:] = longest_first(items, lambda item: _case_wait(item.tc, profile))
     if not nodes and not offline:
         return
 
@@ -424,8 +421,25 @@ def pytest_xdist_make_scheduler(config, log):
     if config.getoption("--profile") and not config.getoption("--ims-analyze") and config.getvalue("dist") == "load":
         from conformance.run.long_first import make_scheduler
 
-        return make_scheduler(config, log)
+        return make_scheduler(config, log, lambda nodeid: _stated_wait_of(config, nodeid))
     return None
+
+
+def _stated_wait_of(config, nodeid: str) -> float:
+    """The stated wait (ms) of the case `nodeid` names, as the workers sort by it: 0 when the
+    profile makes it not applicable. In the controller, which collects nothing itself."""
+    from conformance.model.testcase import load_testcase
+
+    path = Path(nodeid.split("::", 1)[0])
+    return _case_wait(load_testcase(path if path.is_absolute() else config.rootpath / path), _profile(config))
+
+
+def _case_wait(tc, profile) -> float:
+    """A case's stated wait (conformance.run.long_first); a case the profile makes not applicable
+    waits for nothing, whatever it states."""
+    from conformance.run.long_first import stated_wait_ms
+
+    return stated_wait_ms(tc, profile.pixit) if tc.applicable(profile.pics, profile.pixit) else 0.0
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: in the controller, when a worker has finished

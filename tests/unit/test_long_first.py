@@ -33,3 +33,30 @@ def test_longest_first_keeps_catalog_order_among_equals():
     items = ["a0", "b1000", "c0", "d800", "e1000", "f0"]
     ordered = longest_first(items, lambda s: int(s[1:]))
     assert ordered == ["b1000", "e1000", "d800", "a0", "c0", "f0"]
+
+
+def test_the_waiter_takes_the_waits_longest_first_and_the_others_the_work():
+    from conformance.run.long_first import pick
+
+    pending = [0, 1, 2, 3, 4, 5, 6, 7]  # 0-2 wait (longest first), 3-7 do not
+    waiting = {0, 1, 2}
+    assert pick(pending, waiting, 3, waiter=True) == [0, 1, 2]
+    assert pick(pending, waiting, 3, waiter=False) == [3, 4, 5]
+    # out of its own kind, each takes the other's: the waiter the work in order, the others the
+    # shortest waits left
+    assert pick([1, 2, 6, 7], waiting, 3, waiter=True) == [1, 2, 6]
+    assert pick([0, 1, 2, 7], waiting, 3, waiter=False) == [7, 2, 1]
+    assert pick([], waiting, 3, waiter=True) == []
+
+
+def test_the_waiting_head_stops_at_the_first_case_that_states_no_wait():
+    from conformance.run.long_first import waiting_head
+
+    asked = []
+
+    def wait_of(nodeid):
+        asked.append(nodeid)
+        return {"a": 15000, "b": 800}.get(nodeid, 0)
+
+    assert waiting_head(["a", "b", "c", "d", "e"], wait_of) == {0, 1}
+    assert asked == ["a", "b", "c"]
