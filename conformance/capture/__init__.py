@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from conformance.capture.timeline import Timeline
 
@@ -27,6 +28,9 @@ class CaptureResult:
     stats: dict = field(default_factory=dict)
     nodes: list[str] = field(default_factory=list)  # node names of the profile ("ue" = the harness)
     plaintext_path: Path | None = None  # decrypted, redacted, no TLS secret (conformance.capture.plaintext)
+    # what evaluate_capture matched each entry with: the report's per-entry steps and the ladder
+    # show that match, the one the verdict was judged on, without matching the block again
+    block_match: Any = None
 
 
 @contextmanager

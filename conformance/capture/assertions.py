@@ -461,6 +461,7 @@ def evaluate_capture(block: Mapping[str, Any] | None, result, ctx, pixit: Mappin
     except BlockError as exc:
         return [Finding(Verdict.ERROR, "capture block", "a well-formed capture block", "malformed", None, str(exc))]
     bm = match_block(block, timeline, pixit, unusable=result.error, entries=entries, identity=identity)
+    result.block_match = bm
     spots = [] if bm.unusable else _blind_spots(entries, timeline)
     explained: set[int] = set()
     findings: list[Finding] = []

@@ -33,7 +33,7 @@ def message_text(event: Any) -> str:
 
 
 def report_capture_entries(reporter, findings: list, timeline, block: Mapping[str, Any] | None,
-                           pixit: Mapping[str, Any] | None) -> None:
+                           pixit: Mapping[str, Any] | None, bm=None) -> None:
     """One reporter step per capture entry with its findings and, when it matched a message, the
     message as a text attachment. Findings that belong to no entry (the capture as a whole) go
     into a last step."""
@@ -42,12 +42,13 @@ def report_capture_entries(reporter, findings: list, timeline, block: Mapping[st
 
     if not block or timeline is None:
         return
-    try:
-        known = {UE} | set(((pixit or {}).get("nodes") or {}).keys())
-        known |= {n for it in timeline.items for n in (it.src_node, it.dst_node) if n}
-        bm = match_block(block, timeline, pixit, entries=parse_block(block, pixit, known))
-    except BlockError:
-        return
+    if bm is None:  # `bm`: the match the verdict was judged on (CaptureResult.block_match)
+        try:
+            known = {UE} | set(((pixit or {}).get("nodes") or {}).keys())
+            known |= {n for it in timeline.items for n in (it.src_node, it.dst_node) if n}
+            bm = match_block(block, timeline, pixit, entries=parse_block(block, pixit, known))
+        except BlockError:
+            return
     used: set[int] = set()
     for r in bm.results:
         e = r.entry

@@ -84,11 +84,10 @@ def _shown(item: TimelineItem) -> bool:
 
 
 def render_ladder(timeline: Timeline, findings: list | None = None, block: Mapping[str, Any] | None = None,
-                  pixit: Mapping[str, Any] | None = None, title: str = "") -> str:
+                  pixit: Mapping[str, Any] | None = None, title: str = "", bm: BlockMatch | None = None) -> str:
     cols, labels = _columns(timeline, pixit)
     x = {n: LEFT + COL_W * i + COL_W // 2 for i, n in enumerate(cols)}
-    bm: BlockMatch | None = None
-    if block:
+    if bm is None and block:  # `bm`: the match the verdict was judged on (CaptureResult.block_match)
         try:
             known = {UE} | set(((pixit or {}).get("nodes") or {}).keys()) | set(cols)
             bm = match_block(block, timeline, pixit, entries=parse_block(block, pixit, known))

@@ -207,7 +207,7 @@ class CaptureFactory:
 
         block = render(tc.capture)
         result = self.window(tc, started, block, markers, identity)
-        self.last_window = (result.timeline, block)  # the report's per-entry capture steps
+        self.last_window = (result.timeline, block, None)  # the report's per-entry capture steps
         findings = evaluate_capture(block, result, mctx, self.profile.pixit, identity)
         if self.correlate:  # parallel run: judge only this test case's messages
             from conformance.capture.correlate import for_case, unattributed
@@ -215,6 +215,8 @@ class CaptureFactory:
             whole = findings
             result.timeline.items = for_case(result.timeline.items, markers or set(), own_endpoints(started))
             findings = unattributed(evaluate_capture(block, result, mctx, self.profile.pixit, identity), whole)
+        # the report's per-entry capture steps, from the match the findings were judged on
+        self.last_window = (result.timeline, block, result.block_match)
         if result.plaintext_path:
             reporter.attach_file(f"{tc.id}.pcapng (decrypted, secrets redacted)", result.plaintext_path,
                                  "application/vnd.tcpdump.pcap")
@@ -223,7 +225,7 @@ class CaptureFactory:
             reporter.attach_file(f"{tc.id}.tls-secrets.pcapng (raw, TLS secrets embedded)", result.pcapng_path,
                                  "application/vnd.tcpdump.pcap")
         try:
-            svg = render_ladder(result.timeline, findings, block, self.profile.pixit)
+            svg = render_ladder(result.timeline, findings, block, self.profile.pixit, bm=result.block_match)
             out = self.workdir / "ladders" / f"{_safe(tc.id)}.svg"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(svg)

@@ -227,6 +227,25 @@ def test_ladder_marks_steps_missing_and_out_of_order(tmp_path):
     ET.fromstring(svg)  # well-formed XML
 
 
+def test_the_ladder_and_the_report_draw_the_match_the_verdict_was_judged_on(tmp_path, monkeypatch):
+    from conformance.capture import assertions
+    from conformance.report import ladder
+    from conformance.report.capture_steps import report_capture_entries
+    from conformance.run.reporter import NullReporter
+
+    result, findings = run(tmp_path, forward_first=True)
+    assert result.block_match is not None  # evaluate_capture keeps its match
+    expected = render_ladder(result.timeline, findings, BLOCK, PIXIT)
+
+    def no_second_match(*args, **kwargs):
+        raise AssertionError("the block was matched again")
+
+    monkeypatch.setattr(assertions, "match_block", no_second_match)  # report_capture_entries imports it late
+    monkeypatch.setattr(ladder, "match_block", no_second_match)
+    assert render_ladder(result.timeline, findings, BLOCK, PIXIT, bm=result.block_match) == expected
+    report_capture_entries(NullReporter(), findings, result.timeline, BLOCK, PIXIT, bm=result.block_match)
+
+
 def test_match_block_on_an_empty_timeline():
     bm = match_block(BLOCK, Timeline(t_start=0.0, t_end=1.0), PIXIT)
     expect = [r for r in bm.results if r.entry.kind == "expect"]
