@@ -639,6 +639,16 @@ class _Handler(WSGIRequestHandler):
 
 
 class TLSWSGIServer(ThreadedWSGIServer):
+    stop_requested = False  # set by the node's signal handler
+
+    def service_actions(self) -> None:
+        """Called by serve_forever between requests (every poll interval): a requested stop
+        becomes shutdown(), which waits for serve_forever to return, so from a thread of its own."""
+        super().service_actions()
+        if self.stop_requested and not getattr(self, "_stopping", False):
+            self._stopping = True
+            threading.Thread(target=self.shutdown, daemon=True).start()
+
     def __init__(self, host: str, port: int, app, ctx: ssl.SSLContext):
         super().__init__(host, port, app, handler=_Handler)
         # werkzeug would handshake inside accept(): one silent client would block every other one
@@ -651,8 +661,10 @@ def serve(cfg: NetworkConfig, faults: ActiveFaults) -> None:
     app = create_app(cfg, faults)
     httpd = TLSWSGIServer(ep.host, ep.port, app, pki.server_ssl_context(cfg, "as"))
 
-    def stop(signum, frame):  # shutdown() waits for serve_forever(): call it from another thread
-        threading.Thread(target=httpd.shutdown, daemon=True).start()
+    def stop(signum, frame):
+        # Only a flag: starting a thread here takes threading's locks, which the main thread may
+        # hold at that moment (it starts a thread per request). serve_forever's loop acts on it.
+        httpd.stop_requested = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -376,8 +376,11 @@ def config_from_args(args: argparse.Namespace) -> NetworkConfig:
 def run_foreground(cfg: NetworkConfig, nodes: Iterable[str] = NODES, out=sys.stdout) -> int:
     """Start, print one line per node as it listens, and stop everything on SIGINT/SIGTERM/SIGHUP
     or when a node dies. Returns the exit status."""
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set())
+    # The handler only appends to a list: a handler that took a lock (threading.Event.set) could
+    # run while the main thread held that very lock inside Event.wait, and wait for itself forever
+    # (a Ctrl-C that left `reference up` and its nodes running, seen once under load).
+    stop: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: stop.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         def ready(node, host, port, pid):
@@ -386,7 +389,10 @@ def run_foreground(cfg: NetworkConfig, nodes: Iterable[str] = NODES, out=sys.std
         net = start(cfg, nodes, on_ready=ready)
         with net:
             print(f"reference network up: {net.ready_file}  (Ctrl-C stops it)", file=out, flush=True)
-            while not stop.wait(0.5):
+            while not stop:
+                time.sleep(0.2)  # a signal runs its handler at once; the sleep then ends as planned
+                if stop:
+                    break
                 dead = [n for n, p in net.procs.items() if p.poll() is not None]
                 if dead:
                     print(f"node(s) exited: {', '.join(dead)}; stopping (logs: {cfg.state / 'logs'})",
