@@ -38,17 +38,26 @@ def test_reference_up_stops_every_node(how, tmp_path):
                             "--state-dir", str(state), "--node", "scscf", "--node", "pcscf"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, start_new_session=True)
     ready = state / "ready.json"
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        assert cli.poll() is None and time.monotonic() < deadline, cli.communicate(timeout=5)
-        time.sleep(0.1)
-    nodes = [n["pid"] for n in json.loads(ready.read_text())["nodes"].values()]
-    assert nodes and all(_alive(p) for p in nodes)
-    if how == "Ctrl-C":
-        os.killpg(cli.pid, signal.SIGINT)  # the terminal signals the whole foreground group
-    else:
-        cli.send_signal(getattr(signal, how))
-    out, err = cli.communicate(timeout=30)
+    nodes: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert cli.poll() is None and time.monotonic() < deadline, cli.communicate(timeout=5)
+            time.sleep(0.1)
+        nodes = [n["pid"] for n in json.loads(ready.read_text())["nodes"].values()]
+        assert nodes and all(_alive(p) for p in nodes)
+        if how == "Ctrl-C":
+            os.killpg(cli.pid, signal.SIGINT)  # the terminal signals the whole foreground group
+        else:
+            cli.send_signal(getattr(signal, how))
+        out, err = cli.communicate(timeout=30)
+    finally:  # a failed stop must not leave the CLI, refnet and its nodes behind for the next tests
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+            cli.wait(10)
+        for pid in nodes:
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)  # each node leads its own group
     assert b"Traceback" not in err, err.decode()
     assert b"reference network stopped" in out, out.decode()
     stop_by = time.monotonic() + 10
