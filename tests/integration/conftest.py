@@ -17,11 +17,11 @@ import hashlib
 import importlib.util
 import re
 import secrets
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import requests
+from node_processes import node_processes  # tests/integration/node_processes.py
 
 from refnet.config import NODES, NetworkConfig, Options
 from refnet.launcher import Network, free_endpoints, start
@@ -31,22 +31,6 @@ from refnet.node import ENTRY_POINTS
 def available_nodes() -> tuple[str, ...]:
     """Nodes whose module exists in this checkout (the network is built by several people)."""
     return tuple(n for n in NODES if importlib.util.find_spec(ENTRY_POINTS[n][0]) is not None)
-
-
-def _node_processes(state_dir: str) -> list[int]:
-    """PIDs of live processes running a node of the network in `state_dir` (from /proc; a node
-    forked from a zygote has the zygote's command line, which names both too)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"refnet.node" in argv and state_dir.encode() in argv:
-            pids.append(int(proc.name))
-    return pids
 
 
 class RefnetFactory:
@@ -84,7 +68,7 @@ class RefnetFactory:
         for net in self.live.values():
             net.stop_all()
         self.live.clear()
-        return [pid for d in self.state_dirs for pid in _node_processes(d)]
+        return [pid for d in self.state_dirs for pid in node_processes(d)]
 
 
 @pytest.fixture(scope="session")

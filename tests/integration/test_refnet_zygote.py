@@ -11,23 +11,10 @@ import time
 
 import pytest
 import requests
+from node_processes import node_processes  # tests/integration/node_processes.py
 
 from refnet.config import NetworkConfig, Options
 from refnet.launcher import ForkedNode, NodeFailed, free_endpoints, start
-
-
-def node_processes(state_dir: str) -> list[int]:
-    """Live processes whose command line runs refnet.node for `state_dir`: a forked node has its
-    zygote's (`python -m refnet.node zygote --state-dir DIR`), the zygote included."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if entry.isdigit() and b"refnet.node" in argv and state_dir.encode() in argv:
-            pids.append(int(entry))
-    return pids
 
 
 def _network(tmp_path, nodes=("as", "pcscf")):
