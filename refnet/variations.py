@@ -57,6 +57,12 @@ VARIATIONS: tuple[Variation, ...] = (
               "no provisioning endpoint: the profile lists a pool of fixture users (BINDING: how test "
               "users are created is profile data)",
               profile={"pixit": {"users.provisioning": None}}),
+    Variation("wsf-exp-leeway", ("wsf",),
+              "the WSF verifies JWTs locally and accepts a token for 3 s of clock skew past its exp "
+              "(RFC 7519 4.1.4: MAY, \"usually no more than a few minutes\"); the profile says so in PIXIT "
+              "oauth.exp_leeway_s",
+              options={"verify": "local_jwt"},
+              profile={"pics": {"wsf.verify": "local_jwt"}, "pixit": {"oauth.exp_leeway_s": 3}}),
     Variation("wsf-digest-param-order", ("wsf",),
               "the trusted-node Digest credential lists its parameters in another order "
               "(RFC 3261 25.1 / RFC 7616: auth-params are an unordered list)"),

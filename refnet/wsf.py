@@ -70,6 +70,7 @@ JWKS_REFRESH_S = 10.0  # an unknown kid refetches the JWKS at most this often
 MAX_INFLIGHT_PER_FLOW = 64
 JWT_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"]
 AT_JWT_TYPES = {"at+jwt", "application/at+jwt"}  # RFC 9068 2.1
+EXP_LEEWAY_S = 3  # variation wsf-exp-leeway: clock skew accepted past exp (RFC 7519 4.1.4)
 
 
 class TokenRejected(Exception):
@@ -215,7 +216,8 @@ class Verifier:
         exp = claims.get("exp")
         if not isinstance(exp, (int, float)):
             raise TokenRejected("token has no exp")
-        if exp <= time.time() and not self.faults.on("wsf-accept-expired"):
+        leeway = EXP_LEEWAY_S if cfg.varies("wsf-exp-leeway") else 0  # RFC 7519 4.1.4 clock skew
+        if exp + leeway <= time.time() and not self.faults.on("wsf-accept-expired"):
             raise TokenRejected("token expired")
         sub = claims.get("sub")
         ident = self.store.identity(sub) if isinstance(sub, str) else None

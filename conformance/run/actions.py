@@ -426,11 +426,14 @@ def _wait(spec: dict, state: CaseState, env: ActionEnv):
                 exp = time.time() + float(spec["expires_in"])
             except (TypeError, ValueError) as bad:
                 raise StepError(f"wait.expires_in must be a number of seconds: {bad}") from bad
-        ms = max(0.0, (exp + 1.0 - time.time()) * 1000.0)
+        # RFC 7519 4.1.4: the SUT MAY accept a token for a small leeway past its exp (clock skew);
+        # a token is surely expired to it only once that has passed too (PIXIT oauth.exp_leeway_s)
+        leeway = float((env.profile.pixit.get("oauth") or {}).get("exp_leeway_s", 0) or 0)
+        ms = max(0.0, (exp + leeway + 1.0 - time.time()) * 1000.0)
         limit = float(spec.get("max_ms", 10_000))
         if ms > limit:
-            raise TooLong(f"the token expires in {ms / 1000:.0f} s, longer than max_ms {limit:.0f} ms allows "
-                          "(shorten the token lifetime of the SUT for this test)")
+            raise TooLong(f"the token expires to the SUT in {ms / 1000:.0f} s (exp plus a leeway of {leeway:g} s), "
+                          f"longer than max_ms {limit:.0f} ms allows (shorten the token lifetime of the SUT for this test)")
     ms = min(ms, MAX_WAIT_MS)  # bounded whatever the YAML says
     env.clock.sleep(ms / 1000.0)
     return Nothing(ms)

@@ -88,6 +88,7 @@ SUBSET = {
     "as-introspect-400-unauthenticated": lambda tc: tc.sut == "as",
     "fixtures-only": _sip_involved,  # registration state is what a shared identity carries
     "wsf-digest-param-order": lambda tc: tc.sut in ("wsf", "pcscf", "scscf", "flow"),
+    "wsf-exp-leeway": lambda tc: tc.sut == "wsf",  # the WSF's token checks, expiry among them
     "sip-compact-headers": _sip_involved,
     "sip-branch-tag-formats": _sip_involved,
     "sip-unknown-headers": _sip_involved,
@@ -110,6 +111,7 @@ SUBSET_WHY = {
                      "from case to case, which only they can see; the others only log in, which a leased "
                      "fixture user does like a provisioned one",
     "wsf-digest-param-order": "WSF, P-CSCF, S-CSCF and flow cases: the forwarded REGISTER",
+    "wsf-exp-leeway": "WSF cases: only the WSF's expiry check changes (in local_jwt mode)",
 }
 for _name in SUBSET:
     SUBSET_WHY.setdefault(_name, "cases that send, receive or capture SIP messages")
