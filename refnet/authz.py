@@ -640,12 +640,13 @@ class _Handler(WSGIRequestHandler):
 
 class TLSWSGIServer(ThreadedWSGIServer):
     stop_requested = False  # set by the node's signal handler
+    _stopping = False  # shutdown() has been started
 
     def service_actions(self) -> None:
         """Called by serve_forever between requests (every poll interval): a requested stop
         becomes shutdown(), which waits for serve_forever to return, so from a thread of its own."""
         super().service_actions()
-        if self.stop_requested and not getattr(self, "_stopping", False):
+        if self.stop_requested and not self._stopping:
             self._stopping = True
             threading.Thread(target=self.shutdown, daemon=True).start()
 

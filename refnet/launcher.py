@@ -16,6 +16,7 @@ import atexit
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -79,10 +80,11 @@ class ForkedNode:
                 pass  # alive, not ours to signal
         return self.returncode
 
-    def wait(self, timeout: float | None = None) -> str:
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def wait(self, timeout: float) -> str:
+        """Like Popen.wait, but always bounded: the launcher never waits for a node without end."""
+        deadline = time.monotonic() + timeout
         while self.poll() is None:
-            if deadline is not None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 raise subprocess.TimeoutExpired(f"node {self.pid}", timeout)
             time.sleep(0.02)
         return self.returncode
@@ -102,8 +104,6 @@ class Zygote:
         self.lock = threading.Lock()  # one request and its answer at a time
 
     def spawn(self, node: str, log_path: Path, timeout: float) -> ForkedNode:
-        import select
-
         with self.lock:
             if self.proc.poll() is not None:
                 raise NodeFailed(f"the zygote exited with {self.proc.returncode} (see its log)")
@@ -391,9 +391,7 @@ def run_foreground(cfg: NetworkConfig, nodes: Iterable[str] = NODES, out=sys.std
             print(f"reference network up: {net.ready_file}  (Ctrl-C stops it)", file=out, flush=True)
             while not stop:
                 time.sleep(0.2)  # a signal runs its handler at once; the sleep then ends as planned
-                if stop:
-                    break
-                dead = [n for n, p in net.procs.items() if p.poll() is not None]
+                dead = [] if stop else [n for n, p in net.procs.items() if p.poll() is not None]
                 if dead:
                     print(f"node(s) exited: {', '.join(dead)}; stopping (logs: {cfg.state / 'logs'})",
                           file=out, flush=True)

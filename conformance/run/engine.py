@@ -513,7 +513,7 @@ class Engine:
                 findings = [_error("capture", f"{type(exc).__name__}: {exc}")]
             window = getattr(self.capture_factory, "last_window", None)
             if window is not None:  # one step per capture entry, failed where its check failed
-                report_capture_entries(self.reporter, findings, window[0], window[1], self.profile.pixit,
-                                       bm=window[2] if len(window) > 2 else None)
+                timeline, block, matched = window
+                report_capture_entries(self.reporter, findings, timeline, block, self.profile.pixit, bm=matched)
             rstep.finish(judge(findings), findings)
         return findings

@@ -92,8 +92,9 @@ def make_scheduler(config, log, wait_of):
     worker (the waiter) takes the cases that wait, longest first; the others take the cases that
     do not. A waiting case spends its time asleep, so it overlaps the other worker's CPU work
     instead of competing with it: dealt round robin, both workers slept through the first seconds
-    of the run and then shared two cores for the rest (measured on the reference profile: -n 2
-    cases ran about a third slower than serially). Whoever runs out of its own kind takes the
+    of the run and then shared two cores for the rest. (Measured on the reference profile, the
+    wall time barely moved, 20.7 -> 20.4 s together with the zygote: the work, not the waits,
+    sets it there; benchmarks/README.md.) Whoever runs out of its own kind takes the
     other's (the waiter the short cases, the others the shortest waits left). Each worker is kept
     AHEAD cases ahead, one case sent per case done, so the last ones left to share are short.
 
@@ -107,7 +108,7 @@ def make_scheduler(config, log, wait_of):
     from xdist.scheduler import LoadScheduling
 
     class LongFirstScheduling(LoadScheduling):
-        waiting: set[int] = set()
+        waiting: frozenset[int] = frozenset()  # collection indices of the waiting cases
 
         def schedule(self) -> None:
             assert self.collection_is_completed
@@ -118,7 +119,7 @@ def make_scheduler(config, log, wait_of):
             self.pending[:] = range(len(self.collection))
             if not self.collection:
                 return
-            self.waiting = waiting_head(self.collection, wait_of) if len(self.nodes) > 1 else set()
+            self.waiting = frozenset(waiting_head(self.collection, wait_of) if len(self.nodes) > 1 else ())
             for node in self.nodes:
                 self._send_tests(node, AHEAD)
             if not self.pending:

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from node_processes import node_processes  # tests/integration/node_processes.py
+from processes import node_processes  # tests/integration/processes.py
 
 from refnet.config import NODES, NetworkConfig, Options
 from refnet.launcher import Network, free_endpoints, start

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from processes import processes_naming  # tests/integration/processes.py
+
 REPO = Path(__file__).resolve().parents[2]
 EXIT_GRACE_S = 10.0  # stop.sh signals the processes; they may take a moment to exit
 
@@ -27,15 +29,7 @@ def profile_in(tmp_path: Path, name: str, state_dir: str, deviations: str) -> Pa
 
 def pids_under(state: Path) -> list[int]:
     """Processes whose command line names the state directory (every process of the run does)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if proc.name.isdigit() and str(state).encode() in argv:
-            pids.append(int(proc.name))
-    return pids
+    return processes_naming(str(state))
 
 
 def left_running(state: Path, grace_s: float = EXIT_GRACE_S) -> list[int]:

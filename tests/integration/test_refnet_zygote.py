@@ -11,7 +11,7 @@ import time
 
 import pytest
 import requests
-from node_processes import node_processes  # tests/integration/node_processes.py
+from processes import node_processes  # tests/integration/processes.py
 
 from refnet.config import NetworkConfig, Options
 from refnet.launcher import ForkedNode, NodeFailed, free_endpoints, start
