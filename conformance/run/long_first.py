@@ -76,12 +76,20 @@ def pick(pending: list[int], waiting: set[int], num: int, waiter: bool) -> list[
     return order[:num]
 
 
-def waiting_head(collection: list[str], wait_of) -> set[int]:
-    """Indices of the cases that wait, at the head of a collection sorted longest first: the
-    look-ups stop at the first case that states no wait."""
+# A case stating a shorter wait (a required silence of 0.8 s, a poll that usually ends at once)
+# lasts about as long as the longest cases that work: dealt with those, it evens out the two
+# shares. Given to the waiter, it came last in its list: measured on the reference profile, the
+# waiter ran 15.8-16.1 s of cases and the other worker 14 s, idle at the end.
+LONG_WAIT_MS = 2000.0
+
+
+def waiting_head(collection: list[str], wait_of, at_least_ms: float = LONG_WAIT_MS) -> set[int]:
+    """Indices of the cases that wait at least `at_least_ms`, at the head of a collection sorted
+    longest first: the look-ups stop at the first case that states a shorter wait."""
     out: set[int] = set()
     for index, nodeid in enumerate(collection):
-        if wait_of(nodeid) <= 0:
+        wait = wait_of(nodeid) or 0
+        if wait <= 0 or wait < at_least_ms:
             break
         out.add(index)
     return out

@@ -58,5 +58,13 @@ def test_the_waiting_head_stops_at_the_first_case_that_states_no_wait():
         asked.append(nodeid)
         return {"a": 15000, "b": 800}.get(nodeid, 0)
 
-    assert waiting_head(["a", "b", "c", "d", "e"], wait_of) == {0, 1}
+    assert waiting_head(["a", "b", "c", "d", "e"], wait_of, at_least_ms=1) == {0, 1}
     assert asked == ["a", "b", "c"]
+
+
+def test_a_short_stated_wait_is_dealt_with_the_work():
+    from conformance.run.long_first import LONG_WAIT_MS, waiting_head
+
+    waits = {"a": 15000, "b": 3500, "c": 1000, "d": 800}
+    assert LONG_WAIT_MS > 1000  # the catalog's required silences (800 ms) and pollers (1000 ms) work
+    assert waiting_head(["a", "b", "c", "d", "e"], waits.get) == {0, 1}
