@@ -38,6 +38,8 @@ def pytest_addoption(parser):
     g.addoption("--ims-catalog", action="append", default=[], metavar="PATH",
                 help="a catalog directory or test case file, whatever its folder is called "
                      "(without it, YAML files under a folder named testcases/ are test cases)")
+    g.addoption("--ims-parsed-catalog", metavar="FILE",
+                help="(set by `ims-conformance run -n`) the test cases it validated, so workers do not parse them again")
 
 
 def _is_testcase_file(path: Path, roots: list[Path] = ()) -> bool:
@@ -56,6 +58,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "positive: a positive test case (the SUT must do X)")
     config.addinivalue_line("markers", "negative: a negative test case (the SUT must refuse X)")
     config.addinivalue_line("markers", "sut(node): the node under test")
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "workerinput"):
+        # an xdist worker's process ends with its session: freeze its heap, so the interpreter's
+        # final collection does not walk a whole catalog's objects only to free what the exit
+        # frees anyway (0.3-0.4 s between the last case and the end of a `-n 2` run; issue 15)
+        import gc
+
+        gc.freeze()
 
 
 def _profile(config):
@@ -85,9 +97,14 @@ def pytest_collect_file(file_path: Path, parent):
 
 class YamlTestFile(pytest.File):
     def collect(self):
-        from conformance.model.testcase import load_testcase
+        from conformance.model.testcase import default_fragments_dir, load_testcase
+        from conformance.run import parsed_catalog
 
-        tc = load_testcase(self.path)  # raises with file:line:column on bad input
+        # the TestCase `ims-conformance run` built when it validated the catalog, if still current
+        tc = parsed_catalog.take(self.path, default_fragments_dir(self.path),
+                                 self.config.getoption("--ims-parsed-catalog"))
+        if tc is None:
+            tc = load_testcase(self.path)  # raises with file:line:column on bad input
         yield TestCaseItem.from_parent(self, name=tc.id, testcase=tc)
 
 
@@ -356,16 +373,40 @@ def pytest_report_header(config):
     return [f"WARNING: {warning}"] if warning else None
 
 
+_SETUP_KEY = pytest.StashKey[object]()
+
+
 def pytest_sessionstart(session):
     config = session.config
-    if not config.getoption("--profile") or config.getoption("--ims-analyze"):
-        return  # offline analysis needs no network
-    from conformance.run import reference
-
+    if not config.getoption("--profile") or config.getoption("--ims-analyze") or config.option.collectonly:
+        return  # offline analysis and listing the catalog need no network
     profile = _profile(config)
     from conformance.run import worker_network, worker_network_start
 
-    workers_own = worker_network.runs_in_parallel(config) and worker_network.applies(profile)
+    if not hasattr(config, "workerinput") and worker_network.runs_in_parallel(config) \
+            and worker_network.applies(profile):
+        # one network per worker, started now, while xdist spawns the workers (it returns at once;
+        # set here, not in the background, because xdist hands each worker its part as it sets it up)
+        from conformance.run import session_setup
+
+        count, workdir = len(config.option.tx or []), Path(config.getoption("--ims-workdir")).resolve()
+        networks = session_setup.take_early_worker_networks(count, workdir)  # started by `ims-conformance run`
+        if networks is None:
+            networks = worker_network_start.ControllerNetworks(profile, count, workdir)
+            networks.start()
+        config._ims_worker_networks = networks
+        _check_files(config, profile)
+        return  # a controller whose workers have networks of their own runs no test case
+    from conformance.run.session_setup import BackgroundSetup
+
+    # the network, peers and sniffer come up while pytest collects; the test loop waits for them
+    config.stash[_SETUP_KEY] = BackgroundSetup(lambda: _set_up(config, profile))
+
+
+def _set_up(config, profile) -> None:
+    """The reference network (this worker's own under -n), the emulated peers, the sniffer."""
+    from conformance.run import reference, worker_network, worker_network_start
+
     try:
         if getattr(config, "_ims_own_network", False):  # an xdist worker with a network of its own
             handover = config.workerinput.get(worker_network_start.WORKERINPUT_KEY)
@@ -374,13 +415,10 @@ def pytest_sessionstart(session):
             else:
                 config._ims_refnet = reference.ensure_up(profile)
         elif not hasattr(config, "workerinput"):
-            if workers_own:  # one network per worker, started now, while xdist spawns the workers
-                networks = worker_network_start.ControllerNetworks(
-                    profile, len(config.option.tx or []), Path(config.getoption("--ims-workdir")).resolve())
-                networks.start()
-                config._ims_worker_networks = networks
-            else:
-                config._ims_refnet = reference.ensure_up(profile)
+            from conformance.run import session_setup
+
+            early = session_setup.take_early_network()  # started by `ims-conformance run`
+            config._ims_refnet = early.result() if early is not None else reference.ensure_up(profile)
     except (reference.NetworkMismatch, worker_network_start.NetworkNotStarted) as exc:
         raise pytest.UsageError(str(exc)) from None
     # the nodes the vendor does not supply, played by the harness (docs/peers.md), in the process
@@ -391,6 +429,13 @@ def pytest_sessionstart(session):
         from conformance.peers import start_for_profile
 
         config._ims_peers = start_for_profile(profile, Path(config.getoption("--ims-workdir")))
+    _check_files(config, profile)
+    factory = _capture_factory(config, profile)
+    if factory is not None:  # sniff from the start: later cases may reuse connections opened now
+        factory.ensure_started(Path(config.getoption("--ims-workdir")) / "harness.keylog")
+
+
+def _check_files(config, profile) -> None:
     from conformance.model.profile_files import check_files
 
     # a controller whose workers each start their own network has no state directory to check yet
@@ -398,10 +443,27 @@ def pytest_sessionstart(session):
     missing = check_files(profile, network_started=started)
     if missing:  # before anything is sent: every TLS connection would fail as the SUT's fault
         raise pytest.UsageError("\n".join(map(str, missing)))
-    # a controller whose workers have networks of their own runs no test case: nothing to sniff
-    factory = None if workers_own else _capture_factory(config, profile)
-    if factory is not None:  # sniff from the start: later cases may reuse connections opened now
-        factory.ensure_started(Path(config.getoption("--ims-workdir")) / "harness.keylog")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    """Before the first test case: the session's set-up has ended, or its error ends the session."""
+    if session.config.option.collectonly:
+        return None
+    _await_set_up(session.config)
+    return None  # pytest's own loop runs the cases
+
+
+def _await_set_up(config) -> None:
+    setup = config.stash.get(_SETUP_KEY, None)
+    if setup is None:
+        return
+    from conformance.run.session_setup import SetupTimeout
+
+    try:
+        setup.result()
+    except SetupTimeout as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: called in the controller for each worker it sets up
@@ -428,10 +490,13 @@ def pytest_xdist_make_scheduler(config, log):
 def _stated_wait_of(config, nodeid: str) -> float:
     """The stated wait (ms) of the case `nodeid` names, as the workers sort by it: 0 when the
     profile makes it not applicable. In the controller, which collects nothing itself."""
-    from conformance.model.testcase import load_testcase
+    from conformance.model.testcase import default_fragments_dir, load_testcase
+    from conformance.run import parsed_catalog
 
     path = Path(nodeid.split("::", 1)[0])
-    return _case_wait(load_testcase(path if path.is_absolute() else config.rootpath / path), _profile(config))
+    path = path if path.is_absolute() else config.rootpath / path
+    tc = parsed_catalog.take(path, default_fragments_dir(path), config.getoption("--ims-parsed-catalog"))
+    return _case_wait(tc if tc is not None else load_testcase(path), _profile(config))
 
 
 def _case_wait(tc, profile) -> float:
@@ -454,6 +519,12 @@ def pytest_testnodedown(node, error):
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
+    setup = config.stash.get(_SETUP_KEY, None)
+    if setup is not None and not setup.done():  # ended before the loop waited (collect-only, Ctrl-C)
+        try:
+            _await_set_up(config)  # bounded; what it started is stopped below
+        except Exception:  # noqa: BLE001 - its error was the session's already, or it had none to report
+            pass
     if _CAPTURE_KEY in config.stash:
         config.stash[_CAPTURE_KEY].close()
     from conformance.run import provisioning_pool
