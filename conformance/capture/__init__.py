@@ -44,6 +44,13 @@ def _no_cycle_collection():
         yield
     finally:
         if was:
+            # What survived (packets, reassembled streams, the timeline) would otherwise be
+            # traversed by the young collection that the first allocation after enable() starts:
+            # about 2.2 ms per test case of a live session, of about 12 ms of analysis (issue 15).
+            # freeze() + unfreeze() moves every tracked object to the oldest generation without
+            # traversing it; cycles among them are still found by the next full collection.
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
