@@ -31,6 +31,9 @@ class CaptureResult:
     # what evaluate_capture matched each entry with: the report's per-entry steps and the ladder
     # show that match, the one the verdict was judged on, without matching the block again
     block_match: Any = None
+    # the adaptive settle's last match of the block on this very result (SettleMatch), which
+    # evaluate_capture takes instead of matching again while nothing it depends on has changed
+    settle_match: Any = None
 
 
 @contextmanager

@@ -18,6 +18,7 @@ secrets are written while the session runs.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
 from pathlib import Path
 
@@ -75,6 +76,9 @@ class SessionAnalysis:
         """The complete lines appended to each key log since the last read."""
         for path in self.paths:
             try:
+                if os.stat(path).st_size <= self._offsets[path]:  # nothing new: no open, read, close
+                    self._unreadable.pop(path, None)
+                    continue
                 with path.open("rb") as fh:
                     fh.seek(self._offsets[path])
                     data = fh.read()

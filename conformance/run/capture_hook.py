@@ -150,7 +150,7 @@ class CaptureFactory:
             session.flush(max(0.0, deadline - self.clock()))
 
     def _settle_state(self, block, result, t0: float, t1: float, markers, own=frozenset(), identity=frozenset()):
-        from conformance.capture.assertions import BlockError, match_block
+        from conformance.capture.assertions import BlockError, SettleMatch, match_block
         from conformance.capture.settle import SettleState, settle_state
         from conformance.capture.timeline import Timeline
 
@@ -165,7 +165,11 @@ class CaptureFactory:
                                 t_start=timeline.t_start, t_end=timeline.t_end,
                                 observable_nodes=timeline.observable_nodes)
         try:
-            bm = match_block(block, timeline, self.profile.pixit, unusable=result.error, identity=identity)
+            if self.correlate:
+                bm = match_block(block, timeline, self.profile.pixit, unusable=result.error, identity=identity)
+            else:  # on the result itself: evaluate_capture takes the last one unless something changed
+                result.settle_match = SettleMatch.of(block, result, self.profile.pixit, identity)
+                bm = result.settle_match.bm
         except BlockError:
             return SettleState(True)  # the test case is wrong: evaluate_capture says so, no waiting
         return settle_state(bm, t0, t1)

@@ -260,3 +260,26 @@ def test_tcp_sip_leg_selector_by_transport(tmp_path):
     udp = {"expect": [{"from": "wsf", "to": "pcscf", "sip": {"method": "REGISTER", "transport": "udp"}}]}
     assert evaluate_capture(ok, result, CTX)[0].verdict == Verdict.PASS
     assert evaluate_capture(udp, result, CTX)[0].verdict == Verdict.FAIL
+
+
+def test_evaluate_takes_the_settles_last_match_only_while_nothing_it_depends_on_changed(tmp_path, monkeypatch):
+    from conformance.capture import assertions
+    from conformance.capture.assertions import SettleMatch
+
+    cap, keylog = Capture(), tmp_path / "k.log"
+    registration(cap, keylog)
+    fresh = evaluate_capture(BLOCK, analyze_records(cap.frames_records(), PIXIT, [keylog]), CTX, PIXIT)
+    result = analyze_records(cap.frames_records(), PIXIT, [keylog])
+    result.settle_match = SettleMatch.of(BLOCK, result, PIXIT)  # what the adaptive settle leaves
+    calls = []
+    real = assertions.match_block
+    monkeypatch.setattr(assertions, "match_block", lambda *a, **k: calls.append(1) or real(*a, **k))
+    findings = evaluate_capture(BLOCK, result, CTX, PIXIT)
+    assert calls == [] and result.block_match is result.settle_match.bm
+    assert [f.describe() for f in findings] == [f.describe() for f in fresh]  # the same verdict
+    # anything the match depends on changed since: matched again
+    evaluate_capture(BLOCK, result, CTX, PIXIT, identity=["sip:bob@ims.example.net"])
+    evaluate_capture(dict(BLOCK), result, CTX, PIXIT)
+    result.timeline.problems.append("the kernel dropped 3 packets on lo")
+    evaluate_capture(BLOCK, result, CTX, PIXIT)
+    assert calls == [1, 1, 1]
