@@ -105,12 +105,30 @@ class Config:
     name: str
     run: Callable[[], None]  # one run; raises SanityError
     samples: list[Sample] = field(default_factory=list)
+    before: Callable[[], None] | None = None  # untimed, around every run (warm-up runs too)
+    after: Callable[[], None] | None = None
+
+    def once(self) -> None:
+        if self.before:
+            self.before()
+        try:
+            self.run()
+        finally:
+            if self.after:
+                self.after()
 
     def measure(self) -> Sample:
         TIMERS.reset()
+        if self.before:
+            self.before()
         c0, t0 = time.process_time(), time.perf_counter()
-        self.run()
-        s = Sample(time.perf_counter() - t0, time.process_time() - c0, TIMERS.provisioning_s, TIMERS.window_s,
+        try:
+            self.run()
+        finally:
+            c1, t1 = time.process_time(), time.perf_counter()
+            if self.after:
+                self.after()
+        s = Sample(t1 - t0, c1 - c0, TIMERS.provisioning_s, TIMERS.window_s,
                    TIMERS.settle_ms)
         self.samples.append(s)
         return s
@@ -212,7 +230,7 @@ def interleave(configs: list[Config], rounds: int, warmup: int, label: str) -> N
     """Warm-up runs, then `rounds` rounds of one run per configuration, order rotating."""
     for c in configs:
         for _ in range(warmup):
-            c.run()
+            c.once()
     for c in configs:
         c.samples.clear()
     INCONCLUSIVE_RUNS.clear()
@@ -352,7 +370,10 @@ def main() -> int:
             why_not = capture_check(b_on.run)
         out["capture_on_skipped"] = why_not
         if why_not is None:
-            b_hw = Config(HW, handwritten_runner(hand))
+            # The sniffer captures the script's traffic too. The harness's feeder, which dissects
+            # while a case runs, is paused during the script's runs and catches up after them,
+            # untimed: each side pays for dissecting its own traffic only, as in a pytest session.
+            b_hw = Config(HW, handwritten_runner(hand), before=factory.pause_feeding, after=factory.resume_feeding)
             interleave([b_hw, b_on], rounds, warmup, "B")
             out["phase_b"] = {c.name: summary(c) for c in (b_hw, b_on)}
             out["ratio_capture_on"] = r_on = ratios(b_on, b_hw)

@@ -29,7 +29,14 @@ from conformance.capture.timeline import (
     TlsAlertSeen,
     WsFrameSeen,
 )
-from conformance.capture.tls import KeyLog, TlsConnection, looks_like_tls
+from conformance.capture.tls import (
+    CLIENT_RANDOM_END,
+    KeyLog,
+    TlsConnection,
+    client_random_of,
+    has_all_keys,
+    looks_like_tls,
+)
 from conformance.codec.http1 import Http1Parser, HttpError, HttpMessage
 from conformance.codec.websocket import Close, Frame, FrameError, FrameParser, Message, MessageAssembler
 from conformance.events import Garbage, HttpExchange, SipReceived, WsHandshake
@@ -62,6 +69,14 @@ class Dissector:
         self.tcp = TcpReassembler(self._open, self.nodes.is_server)
         self.tls: list[TlsConnection] = []
         self.plaintext = None  # a conformance.capture.plaintext.PlaintextRecorder, when one is wanted
+        # Dissecting while the test case runs (capture.stream), a TLS connection may be seen before
+        # its secrets are in the key logs: an endpoint writes them as it derives them, and the
+        # sniffer can be faster. With `hold_for_keys`, such a connection's bytes are held, in
+        # order with their capture times, until every secret it may need is logged (`release_ready`)
+        # or the window ends (`release_all`): then it is dissected exactly as it would have been
+        # with the whole capture at hand. Off (the default), nothing is held.
+        self.hold_for_keys = False
+        self.held: list[_Conn] = []
         self._names: dict[tuple, tuple[str | None, str | None]] = {}  # per (src, dst): every packet asks
         # per (src, sport, dst, dport): (src, dst, src node, dst node, the leg's coverage), one
         # flat look-up per packet instead of nested tuples hashed for two (issue 15)
@@ -141,6 +156,17 @@ class Dissector:
     def _open(self, conn: TcpConnection) -> _Conn:
         return _Conn(self, conn)
 
+    def release_ready(self) -> None:
+        """Dissect the held connections whose secrets have all been logged since."""
+        if self.held:
+            for conn in [c for c in self.held if c.keys_ready()]:
+                conn.release()
+
+    def release_all(self) -> None:
+        """Dissect every held connection with the secrets there are (the end of a window)."""
+        while self.held:
+            self.held[0].release()
+
     def finish(self) -> Timeline:
         self.tcp.finish()
         # No packet comes after the end of the capture. The reassembler's reference back to us
@@ -173,6 +199,33 @@ class _Conn:
         self.dead = [False, False]  # per direction (client, server): a hole stopped dissection
         self.first = {True: bytearray(), False: bytearray()}
         self.tls_error_reported = False
+        self.holding: list[tuple] | None = None  # (method, args) held until the keys are logged
+        self.hello = bytearray()  # the client's first bytes, up to its ClientHello's random
+
+    # -- held until the TLS secrets are logged (Dissector.hold_for_keys) ---------------------------
+    def _hold(self, call: tuple) -> bool:
+        """Keep `call` for later if this connection is held; release it once its keys are in."""
+        if self.holding is None:
+            return False
+        self.holding.append(call)
+        if call[0] == "data" and call[1] and len(self.hello) < CLIENT_RANDOM_END:
+            self.hello += call[2][:CLIENT_RANDOM_END - len(self.hello)]
+        if self.keys_ready():
+            self.release()
+        return True
+
+    def keys_ready(self) -> bool:
+        random = client_random_of(bytes(self.hello))
+        if random is None:
+            return False
+        return random == b"" or has_all_keys(self.d.keylog, random)
+
+    def release(self) -> None:
+        held, self.holding = self.holding or [], None
+        if self in self.d.held:
+            self.d.held.remove(self)
+        for name, *args in held:
+            getattr(self, name)(*args)
 
     def ends(self, from_client: bool):
         c, s = self.conn.client, self.conn.server
@@ -183,6 +236,8 @@ class _Conn:
         return self.d.emit(t, src, dst, proto, event, decrypted=decrypted, stream=self.stream)
 
     def data(self, from_client: bool, data: bytes, ts: float) -> None:
+        if self._hold(("data", from_client, data, ts)):
+            return
         if self.dead[not from_client]:
             return
         if self.mode is None:
@@ -198,6 +253,13 @@ class _Conn:
             data = bytes(buf)
             other = bytes(self.first[not from_client])
             self.first = {True: bytearray(), False: bytearray()}
+            if self.tls is not None and self.d.hold_for_keys:  # from its first bytes on (see Dissector)
+                self.holding = []
+                self.d.held.append(self)
+                if other:
+                    self._hold(("data", not from_client, other, ts))
+                self._hold(("data", from_client, data, ts))
+                return
             if other:
                 self._route(not from_client, other, ts)
         self._route(from_client, data, ts)
@@ -223,6 +285,8 @@ class _Conn:
                                                           transport="tls"))
 
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
+        if self._hold(("gap", from_client, missing, ts)):
+            return
         self.dead[not from_client] = True
         src, dst = self.ends(from_client)
         reason = f"TCP: {missing} bytes of {src[0]}:{src[1]} > {dst[0]}:{dst[1]} missing from the capture"
@@ -231,6 +295,8 @@ class _Conn:
         self.d.coverage(sn, dn, "", "").gaps.append(reason)
 
     def eof(self, from_client: bool, ts: float) -> None:
+        if self._hold(("eof", from_client, ts)):
+            return
         if self.dead[not from_client]:
             return
         if self.mode is None and self.first[from_client]:
@@ -247,6 +313,8 @@ class _Conn:
         self.app.eof(from_client, ts)
 
     def close(self, ts: float) -> None:
+        if self._hold(("close", ts)):
+            return
         try:
             self._close(ts)
         finally:

@@ -91,21 +91,30 @@ class SessionAnalysis:
                 self.keylog.add_text(data[:end].decode("ascii", "replace"))
                 self._offsets[path] += end
 
-    def feed(self, records: list[tuple[float, int, bytes, int]]) -> None:
-        """Dissect newly captured records (in capture order)."""
-        if not records:
-            return
+    def feed(self, records: list[tuple[float, int, bytes, int]], *, final: bool = True) -> None:
+        """Dissect newly captured records (in capture order).
+
+        `final=False` while the test case still runs (CaptureFactory's feeder): a TLS connection
+        whose secrets are not all logged yet is held until they are (Dissector.hold_for_keys).
+        `final=True` (a window ends): everything held is dissected with the secrets there are,
+        so the window's verdict is the one the whole capture at hand would give."""
         self._read_keys()
+        d = self.d
+        d.hold_for_keys = not final
         with _no_cycle_collection():
-            packet_max = self._packet_max
-            top = packet_max[-1] if packet_max else float("-inf")
-            for pkt in self.scanner.scan(sorted(records, key=lambda r: r[0])):
-                self.packets.append(pkt)
-                top = pkt.ts if pkt.ts > top else top
-                packet_max.append(top)
-                self.d.packet(pkt)
-                if pkt.proto == TCP:
-                    self.history.setdefault(stream_key(pkt), []).append(pkt)
+            d.release_ready()  # secrets logged since the last feed
+            if records:
+                packet_max = self._packet_max
+                top = packet_max[-1] if packet_max else float("-inf")
+                for pkt in self.scanner.scan(sorted(records, key=lambda r: r[0])):
+                    self.packets.append(pkt)
+                    top = pkt.ts if pkt.ts > top else top
+                    packet_max.append(top)
+                    d.packet(pkt)
+                    if pkt.proto == TCP:
+                        self.history.setdefault(stream_key(pkt), []).append(pkt)
+            if final:
+                d.release_all()
 
     # -- a window ------------------------------------------------------------------------
     @staticmethod

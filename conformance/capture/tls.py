@@ -27,6 +27,27 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20
 
 CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
 HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_FINISHED, HS_KEY_UPDATE = 1, 2, 20, 24
+# every secret a connection needs, whatever version the server picks: TLS 1.2's master secret,
+# or TLS 1.3's four traffic secrets (handshake and first application secrets of both sides)
+TLS12_LABELS = frozenset({"CLIENT_RANDOM"})
+TLS13_LABELS = frozenset({"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                          "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"})
+CLIENT_RANDOM_END = 43  # record header (5) + handshake header (4) + legacy_version (2) + random (32)
+
+
+def client_random_of(first_bytes: bytes) -> bytes | None:
+    """The random of the ClientHello the client's first bytes start with; b"" when they are no
+    ClientHello (nothing to wait for); None while fewer than CLIENT_RANDOM_END bytes are in."""
+    if len(first_bytes) < CLIENT_RANDOM_END:
+        return None
+    if first_bytes[0] != HANDSHAKE or first_bytes[5] != HS_CLIENT_HELLO:
+        return b""
+    return bytes(first_bytes[11:CLIENT_RANDOM_END])
+
+
+def has_all_keys(keylog: KeyLog, client_random: bytes) -> bool:
+    labels = keylog.get(client_random).keys()
+    return TLS12_LABELS <= labels or TLS13_LABELS <= labels
 MAX_RECORD = 2 ** 14 + 2048  # RFC 5246 6.2.3 (TLSCiphertext.length bound)
 # RFC 8446 4.1.3: the random of a HelloRetryRequest
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")

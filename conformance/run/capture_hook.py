@@ -16,6 +16,7 @@ still run.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,8 @@ TLS_SECRETS_WARNING = (
     "key log of every connection: anyone holding this report can decrypt the client secrets, passwords and "
     "tokens that crossed the wire. Share the report only with people allowed to see them.")
 POLL_S = 0.005  # how often the settle looks for new packets (the sniffer thread only appends)
+FEED_EVERY_S = 0.01  # how often the feeder dissects what the sniffer captured while a case runs
+FEED_CHUNK = 16  # packets dissected before the feeder lets the test case's thread run again
 
 
 def _resolve(profile, p: str) -> Path:
@@ -38,6 +41,43 @@ def own_endpoints(started: dict) -> frozenset[str]:
     from conformance.drivers.tls import opened_since
 
     return frozenset(opened_since(started.get("opened_from", 0)))
+
+
+class Feeder:
+    """Dissects what the sniffer captured while the test case runs (issue 15, streaming analysis).
+
+    Every FEED_EVERY_S it asks `feed_some` (CaptureFactory._feed_some: at most FEED_CHUNK packets
+    under the analysis lock) until nothing new is left, letting the test case's thread run between
+    chunks. The case's thread mostly waits for the SUT, so most of the dissection is done by the
+    end of its last step and the window only dissects the tail. A TLS connection whose secrets
+    are not logged yet is held, not misread (Dissector.hold_for_keys). An error is kept and
+    raised in the case's thread at its window (`raise_error`), where it would have been raised."""
+
+    def __init__(self, feed_some, every_s: float = FEED_EVERY_S):
+        self._feed_some, self._every_s = feed_some, every_s
+        self._stop = threading.Event()
+        self.paused = False  # set by CaptureFactory.pause_feeding
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="capture-feeder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                while not self._stop.is_set() and not self.paused and self._feed_some():
+                    time.sleep(0)  # the test case's thread may want the GIL back at once
+            except Exception as exc:  # noqa: BLE001 - raised again in the case's thread
+                self._error = exc
+                return
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
 
 
 def _safe(case_id: str) -> str:
@@ -53,6 +93,8 @@ class CaptureFactory:
         self.workdir = Path(workdir)
         self.sniffer_factory = sniffer_factory
         self.session = None  # the session-wide CaptureSession, started on first use
+        self._feeder: Feeder | None = None  # dissects while the cases run (started with the session)
+        self._feed_lock = threading.Lock()  # one thread at a time in the streaming analysis
         # parallel workers share the legs: keep only the messages of the test case (capture.correlate)
         self.correlate = False
         cap = profile.pixit.get("capture") or {}
@@ -85,6 +127,19 @@ class CaptureFactory:
             self.session.start()
             self._scanned = 0  # records of the session already fed to the streaming analysis
             self._analysis = SessionAnalysis(self.profile.pixit, self._keylogs(harness_keylog))
+            self._feeder = Feeder(self._feed_some)
+
+    def _feed_some(self) -> int:
+        """(The feeder's thread) dissect up to FEED_CHUNK captured packets; how many there were."""
+        with self._feed_lock:
+            if self.session is None:
+                return 0
+            records = self.session.records
+            end = min(len(records), self._scanned + FEED_CHUNK)
+            new = records[self._scanned:end]
+            self._scanned = end
+            self._analysis.feed(new, final=False)
+            return len(new)
 
     def start(self, tc, harness_keylog: Path):
         self.ensure_started(harness_keylog)
@@ -92,7 +147,23 @@ class CaptureFactory:
 
         return {"t0": self.clock(), "keylogs": self._keylogs(harness_keylog), "opened_from": opened_count()}
 
+    def pause_feeding(self) -> None:
+        """Stop dissecting in the background until resume_feeding (benchmarks/bench_harness_flow.py:
+        the hand-written script's traffic, captured too, must not be dissected while it runs)."""
+        if self._feeder is not None:
+            self._feeder.paused = True
+
+    def resume_feeding(self) -> None:
+        """Dissect everything captured meanwhile in this thread, then go on in the background."""
+        if self._feeder is not None:
+            while self._feed_some():
+                pass
+            self._feeder.paused = False
+
     def close(self) -> None:
+        if self._feeder is not None:
+            self._feeder.stop()
+            self._feeder = None
         if self.session is not None:
             self.session.halt()  # the windows are analysed and written already
             self.session = None
@@ -122,13 +193,17 @@ class CaptureFactory:
         Adaptive settle (capture.settle): with a barrier, the window ends as soon as the capture
         has caught up and the block waits for nothing more; `settle_ms` is only the upper bound.
         """
+        t_last = self.clock()  # the last step is done
+        with self._feed_lock:  # the feeder waits: the window's analysis and outputs are this thread's
+            return self._window(tc, started, block, markers, identity, t_last)
+
+    def _window(self, tc, started: dict, block, markers, identity, t_last: float):
         from conformance.capture import CaptureResult
         from conformance.capture.timeline import Timeline
 
         settle_ms = int((tc.capture or {}).get("settle_ms", self.settle_ms))
         session = self.session
         t0 = started["t0"]
-        t_last = self.clock()  # the last step is done
         deadline = t_last + settle_ms / 1000.0
         if session.error and not session.records:  # the capture never ran: nothing to wait for
             return CaptureResult(Timeline(t_start=t0, t_end=t_last, problems=[session.error]), None, session.error)
@@ -178,10 +253,12 @@ class CaptureFactory:
         """The window [t0, t1] of the session's streaming analysis (capture.stream): only the
         packets captured since the last window are dissected now."""
         session = self.session
+        if self._feeder is not None:
+            self._feeder.raise_error()  # a dissection that failed in the feeder fails the case, as here
         records = session.records
         new = records[self._scanned:len(records)]
         self._scanned += len(new)
-        self._analysis.feed(new)
+        self._analysis.feed(new, final=True)
         result = self._analysis.window(t0, t1)
         result.timeline.observable_nodes = session.observable_nodes()
         result.error = session.error

@@ -1,0 +1,118 @@
+"""Dissecting while the test case runs (capture.stream with `final=False`, the CaptureFactory's
+feeder): a TLS connection seen before its secrets are logged is held, not misread, and every
+window sees what dissecting the whole capture at its end would show (issue 15)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from conformance.capture.stream import SessionAnalysis
+from conformance.capture.synth import Capture, registration
+from conformance.capture.tls import client_random_of
+from conformance.run.capture_hook import Feeder
+
+ROOT = Path(__file__).resolve().parents[2]
+PIXIT = yaml.safe_load((ROOT / "profiles" / "reference.yaml").read_text())["pixit"]
+
+
+def _registration(tmp_path):
+    cap, keylog = Capture(), tmp_path / "made.keylog"
+    registration(cap, keylog)
+    return cap.frames_records(), keylog.read_text()
+
+
+def _items(result):
+    return [(i.t, i.src_node, i.dst_node, i.proto, i.summary()) for i in result.timeline.items]
+
+
+def _coverage(result):
+    return {k: (c.decrypted_connections, sorted(c.undecryptable)) for k, c in result.timeline.coverage.items()}
+
+
+def _at_once(tmp_path, records, keys: str):
+    """The reference: the whole capture dissected at the window's end, as without streaming."""
+    log = tmp_path / "once.keylog"
+    log.write_text(keys)
+    a = SessionAnalysis(PIXIT, [log])
+    a.feed(records, final=True)
+    return a.window(records[0][0] - 1, records[-1][0] + 1)
+
+
+def test_a_connection_seen_before_its_secrets_is_held_then_dissected_as_a_whole(tmp_path):
+    records, keys = _registration(tmp_path)
+    log = tmp_path / "late.keylog"
+    log.write_text("")  # the endpoints have not written their secrets yet
+    a = SessionAnalysis(PIXIT, [log])
+    half = len(records) // 2
+    for i in range(0, half, 7):  # the feeder's chunks while the case runs
+        a.feed(records[i:min(i + 7, half)], final=False)
+    assert a.d.held, "TLS connections without their secrets are held"
+    assert not [t for t in a.d.tls if t.undecryptable]  # nothing was judged undecryptable meanwhile
+    log.write_text(keys)  # now they are logged
+    a.feed(records[half:], final=False)
+    assert not a.d.held
+    result = a.window(records[0][0] - 1, records[-1][0] + 1)
+    reference = _at_once(tmp_path, records, keys)
+    assert _items(result) == _items(reference)  # same messages, same capture times
+    assert _coverage(result) == _coverage(reference)
+    assert any(i.decrypted for i in result.timeline.items)
+
+
+def test_secrets_never_logged_end_as_undecryptable_at_the_window_as_before(tmp_path):
+    records, _keys = _registration(tmp_path)
+    log = tmp_path / "none.keylog"
+    log.write_text("")
+    a = SessionAnalysis(PIXIT, [log])
+    for i in range(0, len(records), 5):
+        a.feed(records[i:i + 5], final=False)
+    assert a.d.held
+    a.feed([], final=True)  # the window ends: nothing is held any longer
+    assert not a.d.held
+    result = a.window(records[0][0] - 1, records[-1][0] + 1)
+    reference = _at_once(tmp_path, records, "")
+    assert _items(result) == _items(reference)
+    assert _coverage(result) == _coverage(reference)
+    assert any(c.undecryptable for c in result.timeline.coverage.values())
+
+
+def test_offline_analysis_holds_nothing(tmp_path):
+    records, keys = _registration(tmp_path)
+    log = tmp_path / "k.keylog"
+    log.write_text("")
+    a = SessionAnalysis(PIXIT, [log])
+    a.feed(records)  # final by default: analyse_records and the window's own feed
+    assert not a.d.held
+
+
+def test_the_client_random_is_read_from_the_first_client_bytes():
+    hello = bytes([22, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3]) + bytes(range(32)) + b"rest"
+    assert client_random_of(hello) == bytes(range(32))
+    assert client_random_of(hello[:42]) is None  # not all in yet
+    assert client_random_of(b"GET / HTTP/1.1\r\n" * 3) == b""  # no ClientHello: nothing to wait for
+
+
+def test_the_feeder_dissects_in_chunks_and_hands_its_error_to_the_case():
+    fed = []
+
+    def feed_some():
+        fed.append(1)
+        if len(fed) == 3:
+            raise ValueError("dissector bug")
+        return len(fed) < 5
+
+    feeder = Feeder(feed_some, every_s=0.001)
+    deadline = time.monotonic() + 5
+    while len(fed) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    feeder.stop()
+    assert len(fed) == 3  # it stopped at the error
+    try:
+        feeder.raise_error()
+    except ValueError as exc:
+        assert "dissector bug" in str(exc)
+    else:
+        raise AssertionError("the feeder's error was lost")
+    feeder.raise_error()  # raised once
