@@ -46,6 +46,10 @@ _SIP_START = re.compile(rb"^(?:[A-Za-z]+ \S+ SIP/2\.0|SIP/2\.0 \d{3}[^\r\n]*)\r\
 _CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.I | re.M)
 DETECT_BYTES = 4096  # bytes we wait for before calling a stream unrecognised
 MAX_GARBAGE = 64 * 1024  # raw bytes kept as evidence of an undissected stream
+# A connection held for its TLS secrets (Dissector.hold_for_keys) is dissected anyway, with the
+# secrets there are, once this much of it is held: a peer that never logs its secrets and sends
+# a lot between two windows must not grow the harness's memory without bound.
+MAX_HELD_BYTES = 8 * 1024 * 1024
 
 
 def parse_sip(raw: bytes):
@@ -200,6 +204,7 @@ class _Conn:
         self.first = {True: bytearray(), False: bytearray()}
         self.tls_error_reported = False
         self.holding: list[tuple] | None = None  # (method, args) held until the keys are logged
+        self.held_bytes = 0
         self.hello = bytearray()  # the client's first bytes, up to its ClientHello's random
 
     # -- held until the TLS secrets are logged (Dissector.hold_for_keys) ---------------------------
@@ -208,9 +213,11 @@ class _Conn:
         if self.holding is None:
             return False
         self.holding.append(call)
-        if call[0] == "data" and call[1] and len(self.hello) < CLIENT_RANDOM_END:
-            self.hello += call[2][:CLIENT_RANDOM_END - len(self.hello)]
-        if self.keys_ready():
+        if call[0] == "data":
+            self.held_bytes += len(call[2])
+            if call[1] and len(self.hello) < CLIENT_RANDOM_END:
+                self.hello += call[2][:CLIENT_RANDOM_END - len(self.hello)]
+        if self.held_bytes > MAX_HELD_BYTES or self.keys_ready():
             self.release()
         return True
 

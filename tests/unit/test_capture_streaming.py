@@ -116,3 +116,16 @@ def test_the_feeder_dissects_in_chunks_and_hands_its_error_to_the_case():
     else:
         raise AssertionError("the feeder's error was lost")
     feeder.raise_error()  # raised once
+
+
+def test_a_held_connection_is_bounded(tmp_path, monkeypatch):
+    from conformance.capture import dissect
+
+    records, _keys = _registration(tmp_path)
+    monkeypatch.setattr(dissect, "MAX_HELD_BYTES", 100)  # a peer that never logs and sends a lot
+    log = tmp_path / "none.keylog"
+    log.write_text("")
+    a = SessionAnalysis(PIXIT, [log])
+    a.feed(records, final=False)
+    assert not a.d.held  # each was dissected once it held more than the bound
+    assert all(t.undecryptable for t in a.d.tls if t.client_random)
