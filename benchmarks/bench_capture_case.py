@@ -6,7 +6,9 @@ Reported, from CPU clocks (wall times on a shared machine are noise):
 - the main thread's CPU in `CaptureFactory.finish` per case (settle, dissection of the case's
   packets, window, plaintext pcapng, capture assertions, SVG ladder), as medians of the first,
   middle and last 20 cases: a per-case cost that grows with the session shows here;
-- with --parts, the same split by function (dissection, outputs, assertions, ladder, ...);
+- with --parts, the same split by function (dissection, outputs, assertions, ladder, ...), each
+  counted in the thread that called it: the dissection runs mostly in the feeder thread, which
+  dissects while the case runs, and its CPU per run is printed too;
 - the sniffer thread's CPU per captured packet (`/proc/self/task/TID/stat`, 10 ms ticks), for
   harness runs (--mode harness) or hand-written script runs with the sniffer in the process
   (--mode script: what the sniffer alone costs a client that does nothing else with capture).
@@ -80,6 +82,7 @@ class CpuTimer:
 
 # the sniffer's reader threads (capture.sniff), and Scapy's AsyncSniffer of earlier commits
 SNIFFER_THREADS = ("sniffer-", "AsyncSniffer")
+FEEDER_THREADS = ("capture-feeder",)  # dissects while the case runs (conformance.run.capture_hook.Feeder)
 
 
 def thread_cpu_ms(name_prefixes: tuple[str, ...]) -> float:
@@ -131,6 +134,7 @@ def main() -> int:
         for k in timer.totals:
             timer.totals[k] = 0.0
         sniffer0, packets0 = thread_cpu_ms(SNIFFER_THREADS), len(factory.session.records)
+        feeder0 = thread_cpu_ms(FEEDER_THREADS)
         per_case, c0 = [], time.process_time()
         for _ in range(a.cases):
             before = timer.totals["finish"]
@@ -142,13 +146,15 @@ def main() -> int:
         print(f"{a.cases} {a.mode} runs, one capture session: process CPU {cpu:.1f} ms per run")
         print(f"sniffer thread: {sniffer_ms:.0f} ms CPU for {packets} packets = "
               f"{1000 * sniffer_ms / max(1, packets):.1f} us per packet ({packets / a.cases:.0f} packets per run)")
+        feeder_ms = thread_cpu_ms(FEEDER_THREADS) - feeder0
+        print(f"feeder thread (dissection while the case runs): {feeder_ms / a.cases:.1f} ms CPU per run")
         if a.mode == "harness":
             n, mid = min(20, a.cases), a.cases // 2
             thirds = (per_case[:n], per_case[max(0, mid - n // 2):mid + n // 2], per_case[-n:])
             print("CaptureFactory.finish, main-thread CPU per case, median of first / middle / last "
                   f"{n}: " + " / ".join(f"{statistics.median(x):.2f}" for x in thirds) + " ms")
             if a.parts:
-                print("split, mean main-thread CPU per case (ms): " + ", ".join(
+                print("split, mean CPU per case of the calling thread, main or feeder (ms): " + ", ".join(
                     f"{k} {v * 1000 / a.cases:.2f}" for k, v in timer.totals.items() if k != "finish"))
     finally:
         if factory is not None:

@@ -79,6 +79,7 @@ PROFILE_RUNS = 10  # extra capture-off harness runs under cProfile when the goal
 TOP = 25  # functions shown per profile listing
 
 HW, H_OFF, H_ON = "hand-written", "harness, capture off", "harness, capture on"
+H_NOFEED = "harness, capture on, no feeder"
 
 
 class SanityError(AssertionError):
@@ -336,6 +337,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=None, help="rounds (one run per configuration each); default 30")
     p.add_argument("--warmup", type=int, default=None, help="warm-up runs per configuration; default 3")
     p.add_argument("--no-capture", action="store_true", help="skip phase B (capture on)")
+    p.add_argument("--ab-feeder", action="store_true",
+                   help="phase B also runs the harness with the feeder paused (all dissection at the window's end)")
     p.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                    help="cProfile the harness (capture off) when the goal is missed (auto), always or never")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
@@ -374,9 +377,15 @@ def main() -> int:
             # while a case runs, is paused during the script's runs and catches up after them,
             # untimed: each side pays for dissecting its own traffic only, as in a pytest session.
             b_hw = Config(HW, handwritten_runner(hand), before=factory.pause_feeding, after=factory.resume_feeding)
-            interleave([b_hw, b_on], rounds, warmup, "B")
-            out["phase_b"] = {c.name: summary(c) for c in (b_hw, b_on)}
+            b_configs = [b_hw, b_on]
+            if a.ab_feeder:  # the same session with its feeder paused: dissection only at the window's end
+                b_configs.append(Config(H_NOFEED, harness_runner(profile, tc, tmp / "work-on", factory),
+                                        before=factory.pause_feeding, after=factory.resume_feeding))
+            interleave(b_configs, rounds, warmup, "B")
+            out["phase_b"] = {c.name: summary(c) for c in b_configs}
             out["ratio_capture_on"] = r_on = ratios(b_on, b_hw)
+            if a.ab_feeder:
+                out["ratio_capture_on_no_feeder"] = ratios(b_configs[2], b_hw)
             out["capture_on_inconclusive_runs"] = len(INCONCLUSIVE_RUNS)
             inconclusive = list(INCONCLUSIVE_RUNS)
         if factory is not None:
@@ -405,6 +414,8 @@ def main() -> int:
             print_table(f"Phase B: capture on (session-wide sniffer; settle_ms {settle} per case included)",
                         out["phase_b"], rounds)
             print_ratio(H_ON, r_on, goal=GOAL_CAPTURE_ON)
+            if a.ab_feeder:
+                print_ratio(H_NOFEED, out["ratio_capture_on_no_feeder"], goal=GOAL_CAPTURE_ON)
             on = out["phase_b"][H_ON]
             cross = on["median_ms"] / out["phase_a"][HW]["median_ms"]
             out["ratio_capture_on_vs_script_without_sniffer"] = cross

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
+from contextlib import nullcontext
 from pathlib import Path
 
 from conformance.capture import CaptureResult, _no_cycle_collection
@@ -101,7 +102,9 @@ class SessionAnalysis:
         self._read_keys()
         d = self.d
         d.hold_for_keys = not final
-        with _no_cycle_collection():
+        # the cyclic collector is switched off (process-wide) only for the window's feed: a feed
+        # while the case runs is a few packets, and the case's own thread runs meanwhile
+        with _no_cycle_collection() if final else nullcontext():
             d.release_ready()  # secrets logged since the last feed
             if records:
                 packet_max = self._packet_max
