@@ -209,7 +209,9 @@ class _Conn:
 
     # -- held until the TLS secrets are logged (Dissector.hold_for_keys) ---------------------------
     def _hold(self, call: tuple) -> bool:
-        """Keep `call` for later if this connection is held; release it once its keys are in."""
+        """Keep `call` for later if this connection is held; release it once its keys are in.
+        (Its callers look at `holding` first: no call tuple is built for a connection not held,
+        which is every connection of an offline analysis.)"""
         if self.holding is None:
             return False
         self.holding.append(call)
@@ -243,7 +245,7 @@ class _Conn:
         return self.d.emit(t, src, dst, proto, event, decrypted=decrypted, stream=self.stream)
 
     def data(self, from_client: bool, data: bytes, ts: float) -> None:
-        if self._hold(("data", from_client, data, ts)):
+        if self.holding is not None and self._hold(("data", from_client, data, ts)):
             return
         if self.dead[not from_client]:
             return
@@ -292,7 +294,7 @@ class _Conn:
                                                           transport="tls"))
 
     def gap(self, from_client: bool, missing: int, ts: float) -> None:
-        if self._hold(("gap", from_client, missing, ts)):
+        if self.holding is not None and self._hold(("gap", from_client, missing, ts)):
             return
         self.dead[not from_client] = True
         src, dst = self.ends(from_client)
@@ -302,7 +304,7 @@ class _Conn:
         self.d.coverage(sn, dn, "", "").gaps.append(reason)
 
     def eof(self, from_client: bool, ts: float) -> None:
-        if self._hold(("eof", from_client, ts)):
+        if self.holding is not None and self._hold(("eof", from_client, ts)):
             return
         if self.dead[not from_client]:
             return
@@ -320,7 +322,7 @@ class _Conn:
         self.app.eof(from_client, ts)
 
     def close(self, ts: float) -> None:
-        if self._hold(("close", ts)):
+        if self.holding is not None and self._hold(("close", ts)):
             return
         try:
             self._close(ts)
