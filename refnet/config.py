@@ -93,7 +93,7 @@ class NetworkConfig:
     # one whose tokens expire after a few seconds, one whose tokens name another audience.
     short_lived_client_id: str = "thirdparty-short-lived"
     short_lived_client_secret: str = "thirdparty-short-lived-secret"
-    short_lived_token_s: int = 2
+    short_lived_token_s: int = 1  # its tokens exist only to expire (TP_WSF_TOK_004, TP_AS_INTRO_008, TP_WSF_TOK_019)
     other_audience_client_id: str = "thirdparty-voicemail"
     other_audience_client_secret: str = "thirdparty-voicemail-secret"
     other_audience: str = "voicemail.operator.example"

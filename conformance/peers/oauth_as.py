@@ -28,7 +28,7 @@ from conformance.peers import pki
 SILENT_HOLD_S = 60.0  # "never answer": held this long at most (every wait is bounded)
 CODE_LIFETIME_S = 60
 TOKEN_LIFETIME_S = 300
-SHORT_LIVED_S = 2  # pixit.oauth.short_lived_client: a genuinely expired token within seconds
+SHORT_LIVED_S = 1  # pixit.oauth.short_lived_client: a genuinely expired token within seconds
 
 LOGIN_PAGE = """<!doctype html><html><head><title>Operator sign-in</title></head><body>
 <h1>Sign in to use WebRTC with {client_id}</h1>{error}
