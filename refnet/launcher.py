@@ -15,6 +15,7 @@ import argparse
 import atexit
 import json
 import os
+import random
 import re
 import select
 import signal
@@ -331,15 +332,46 @@ def _ephemeral_port(host: str, udp_too: bool) -> int:
     raise OSError(f"no free port on {host}")
 
 
+PORT_FLOOR = 20000  # listening ports are picked in [PORT_FLOOR, start of the ephemeral range)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _listening_port(host: str, udp_too: bool, taken: set[tuple[str, int]]) -> int:
+    """A port that is free now, below the kernel's ephemeral range. A port inside that range can
+    be handed to an outgoing connection from the same address (any process's: the nodes of another
+    network connect out from 127.0.0.13 too) between this look and the node's bind, which then
+    fails with "address already in use" (seen once in `make test`, the fault matrix's emulated
+    WSF). Outside the range only another deliberate bind can take it."""
+    low, _high = _ephemeral_range()
+    if low - PORT_FLOOR < 1000:  # an unusual range leaves no room below it
+        return _ephemeral_port(host, udp_too)
+    for _ in range(200):
+        port = random.randrange(PORT_FLOOR, low)
+        if (host, port) in taken:
+            continue
+        if _bindable(host, port, socket.SOCK_STREAM) and (not udp_too or _bindable(host, port, socket.SOCK_DGRAM)):
+            return port
+    return _ephemeral_port(host, udp_too)
+
+
 def free_endpoints(base: dict[str, Endpoint] | None = None, prefer_defaults: bool = True) -> dict[str, Endpoint]:
     """The same addresses and names, on ports that are free now: the default port when it is
-    free (and `prefer_defaults`), an ephemeral one otherwise. Taken ports stay distinct."""
-    result = {}
+    free (and `prefer_defaults`), else one below the ephemeral range. Taken ports stay distinct."""
+    result: dict[str, Endpoint] = {}
+    taken: set[tuple[str, int]] = set()
     for node, ep in (base or default_endpoints()).items():
         udp = node in SIP_NODES
-        free = _bindable(ep.host, ep.port, socket.SOCK_STREAM) and (
+        free = (ep.host, ep.port) not in taken and _bindable(ep.host, ep.port, socket.SOCK_STREAM) and (
             not udp or _bindable(ep.host, ep.port, socket.SOCK_DGRAM))
-        port = ep.port if prefer_defaults and free else _ephemeral_port(ep.host, udp)
+        port = ep.port if prefer_defaults and free else _listening_port(ep.host, udp, taken)
+        taken.add((ep.host, port))
         result[node] = Endpoint(ep.host, port, ep.tls_name)
     return result
 
