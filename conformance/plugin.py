@@ -97,14 +97,11 @@ def pytest_collect_file(file_path: Path, parent):
 
 class YamlTestFile(pytest.File):
     def collect(self):
-        from conformance.model.testcase import default_fragments_dir, load_testcase
         from conformance.run import parsed_catalog
 
-        # the TestCase `ims-conformance run` built when it validated the catalog, if still current
-        tc = parsed_catalog.take(self.path, default_fragments_dir(self.path),
-                                 self.config.getoption("--ims-parsed-catalog"))
-        if tc is None:
-            tc = load_testcase(self.path)  # raises with file:line:column on bad input
+        # the TestCase `ims-conformance run` built when it validated the catalog, if still current;
+        # else parsed (raises with file:line:column on bad input)
+        tc = parsed_catalog.testcase(self.path, self.config.getoption("--ims-parsed-catalog"))
         yield TestCaseItem.from_parent(self, name=tc.id, testcase=tc)
 
 
@@ -490,13 +487,11 @@ def pytest_xdist_make_scheduler(config, log):
 def _stated_wait_of(config, nodeid: str) -> float:
     """The stated wait (ms) of the case `nodeid` names, as the workers sort by it: 0 when the
     profile makes it not applicable. In the controller, which collects nothing itself."""
-    from conformance.model.testcase import default_fragments_dir, load_testcase
     from conformance.run import parsed_catalog
 
     path = Path(nodeid.split("::", 1)[0])
     path = path if path.is_absolute() else config.rootpath / path
-    tc = parsed_catalog.take(path, default_fragments_dir(path), config.getoption("--ims-parsed-catalog"))
-    return _case_wait(tc if tc is not None else load_testcase(path), _profile(config))
+    return _case_wait(parsed_catalog.testcase(path, config.getoption("--ims-parsed-catalog")), _profile(config))
 
 
 def _case_wait(tc, profile) -> float:

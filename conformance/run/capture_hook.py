@@ -134,12 +134,17 @@ class CaptureFactory:
         with self._feed_lock:
             if self.session is None:
                 return 0
-            records = self.session.records
-            end = min(len(records), self._scanned + FEED_CHUNK)
-            new = records[self._scanned:end]
-            self._scanned = end
-            self._analysis.feed(new, final=False)
-            return len(new)
+            return self._feed_new(final=False, limit=FEED_CHUNK)
+
+    def _feed_new(self, *, final: bool, limit: int | None = None) -> int:
+        """Dissect the records captured since the last feed (at most `limit`); the caller holds
+        the analysis lock. How many there were."""
+        records = self.session.records
+        end = len(records) if limit is None else min(len(records), self._scanned + limit)
+        new = records[self._scanned:end]
+        self._scanned = end
+        self._analysis.feed(new, final=final)
+        return len(new)
 
     def start(self, tc, harness_keylog: Path):
         self.ensure_started(harness_keylog)
@@ -255,10 +260,7 @@ class CaptureFactory:
         session = self.session
         if self._feeder is not None:
             self._feeder.raise_error()  # a dissection that failed in the feeder fails the case, as here
-        records = session.records
-        new = records[self._scanned:len(records)]
-        self._scanned += len(new)
-        self._analysis.feed(new, final=True)
+        self._feed_new(final=True)
         result = self._analysis.window(t0, t1)
         result.timeline.observable_nodes = session.observable_nodes()
         result.error = session.error

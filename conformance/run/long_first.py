@@ -88,8 +88,7 @@ def waiting_head(collection: list[str], wait_of, at_least_ms: float = LONG_WAIT_
     longest first: the look-ups stop at the first case that states a shorter wait."""
     out: set[int] = set()
     for index, nodeid in enumerate(collection):
-        wait = wait_of(nodeid) or 0
-        if wait <= 0 or wait < at_least_ms:
+        if (wait_of(nodeid) or 0) < max(at_least_ms, 1e-9):  # no stated wait never counts
             break
         out.add(index)
     return out

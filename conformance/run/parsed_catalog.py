@@ -96,3 +96,12 @@ def take(path: Path, fragments_dir: Path | None, handover: str | None = None):
     if _fragments_now[folder] != _fragments_key[folder]:
         return None
     return entry[1]
+
+
+def testcase(path: Path, handover: str | None = None):
+    """The TestCase of `path`: the one handed over while still current, else parsed now (raises
+    with file:line:column on bad input, as load_testcase does)."""
+    from conformance.model.testcase import default_fragments_dir, load_testcase
+
+    tc = take(path, default_fragments_dir(path), handover)
+    return tc if tc is not None else load_testcase(path)
