@@ -55,12 +55,19 @@ def _is_testcase_file(path: Path, roots: list[Path] = ()) -> bool:
 
 def pytest_configure(config):
     config.stash[_RESULTS_KEY] = []
+    if config.getoption("--profile", None):  # a catalog run: collected and set up without the
+        from conformance.run import start_up_gc  # cyclic collector, until the test loop begins
+
+        start_up_gc.pause()
     config.addinivalue_line("markers", "positive: a positive test case (the SUT must do X)")
     config.addinivalue_line("markers", "negative: a negative test case (the SUT must refuse X)")
     config.addinivalue_line("markers", "sut(node): the node under test")
 
 
 def pytest_unconfigure(config):
+    from conformance.run import start_up_gc
+
+    start_up_gc.resume()  # a session that ended before its test loop (usage error, --collect-only)
     if hasattr(config, "workerinput"):
         # an xdist worker's process ends with its session: freeze its heap, so the interpreter's
         # final collection does not walk a whole catalog's objects only to free what the exit
@@ -447,7 +454,12 @@ def pytest_runtestloop(session):
     """Before the first test case: the session's set-up has ended, or its error ends the session."""
     if session.config.option.collectonly:
         return None
-    _await_set_up(session.config)
+    try:
+        _await_set_up(session.config)
+    finally:
+        from conformance.run import start_up_gc
+
+        start_up_gc.resume()  # start-up ends here: the cases run with the cyclic collector on
     return None  # pytest's own loop runs the cases
 
 
