@@ -337,7 +337,7 @@ def cmd_analyze(args) -> int:
 
 
 def _nodes() -> tuple[str, ...]:
-    from conformance.model.catalog import NODE_DIRS
+    from conformance.model.nodes import NODE_DIRS  # not the catalog's loader: see that module
 
     return NODE_DIRS
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+from conformance.model.nodes import NODE_DIRS
 from conformance.model.testcase import FragmentLibrary, TestCase, check_testcase
 from conformance.model.yaml_marks import Problem
 
 FRAGMENTS = "fragments"
-NODE_DIRS = ("3rdwws", "as", "wsf", "pcscf", "scscf", "flow")
 
 
 def catalog_dir(root: str | Path) -> Path:
