@@ -164,14 +164,24 @@ def cmd_run(args) -> int:
 
     # the reference network(s) the profile launches come up while the catalog is validated; the
     # plugin takes them over, and whatever it does not take is stopped when the run ends
+    zygote = None
+    if args.n:  # the workers' fork server imports what they need while the catalog is validated
+        from conformance.run.worker_zygote import WorkerZygote
+
+        try:
+            zygote = WorkerZygote(workdir / "worker-zygote.log", str(workdir.resolve()))
+        except OSError:  # no socket or no process for it: the workers start as new interpreters
+            zygote = None
     session_setup.start_early(profile, args.n, workdir)
     try:
-        return _run_validated(args, catalog, workdir, alluredir)
+        return _run_validated(args, catalog, workdir, alluredir, zygote.python_spec() if zygote else None)
     finally:
         session_setup.stop_untaken()
+        if zygote is not None:
+            zygote.stop()
 
 
-def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path) -> int:
+def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_python: str | None = None) -> int:
     import pytest
 
     from conformance.model.catalog import FRAGMENTS, catalog_dir, load_catalog, validate_catalog
@@ -221,6 +231,8 @@ def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path) -> int:
         # temp dir (other pytest runs' too; about 1 s at the end of a run on a busy machine): a
         # base directory of the run's own is only emptied at the start
         argv += ["-n", str(args.n), "--basetemp", str(workdir.resolve() / "pytest-tmp")]
+        if worker_python:
+            argv += ["--ims-worker-zygote", worker_python]
     if args.no_capture:
         argv += ["--no-capture-legs"]
     if args.strict:

@@ -40,6 +40,9 @@ def pytest_addoption(parser):
                      "(without it, YAML files under a folder named testcases/ are test cases)")
     g.addoption("--ims-parsed-catalog", metavar="FILE",
                 help="(set by `ims-conformance run -n`) the test cases it validated, so workers do not parse them again")
+    g.addoption("--ims-worker-zygote", metavar="PYTHON",
+                help="(set by `ims-conformance run -n`) the interpreter command that forks an xdist worker from "
+                     "the run's fork server (conformance/run/worker_zygote.py)")
 
 
 def _is_testcase_file(path: Path, roots: list[Path] = ()) -> bool:
@@ -59,6 +62,12 @@ def pytest_configure(config):
         from conformance.run import start_up_gc  # cyclic collector, until the test loop begins
 
         start_up_gc.pause()
+    zygote = config.getoption("--ims-worker-zygote", None)
+    tx = getattr(config.option, "tx", None)
+    if zygote and tx and not hasattr(config, "workerinput") and all(spec == "popen" for spec in tx):
+        # `-n N` made N plain popen specs (xdist's cmdline_main): the same workers, forked from the
+        # server that has imported what they need instead of each starting a new interpreter
+        config.option.tx = [f"popen//python={zygote}" for _ in tx]
     config.addinivalue_line("markers", "positive: a positive test case (the SUT must do X)")
     config.addinivalue_line("markers", "negative: a negative test case (the SUT must refuse X)")
     config.addinivalue_line("markers", "sut(node): the node under test")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from processes import processes_naming  # tests/integration/processes.py
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace (ip netns)")
@@ -59,3 +60,7 @@ def test_two_workers_each_run_against_the_network_the_controller_started_for_it(
     assert sorted(orders[0][:2]) == sorted(WAITING), per_worker
     assert not any(case in WAITING for case in orders[1]), per_worker
     assert "LEFT RUNNING: []" in proc.stdout, out[-2000:]
+    # the workers' fork server (conformance/run/worker_zygote.py) ended with the run, and its
+    # workers with it; the log of its stderr says nothing went wrong
+    assert processes_naming(str(work.resolve())) == []
+    assert (work / "worker-zygote.log").read_text() == ""
