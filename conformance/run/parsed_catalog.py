@@ -83,9 +83,10 @@ def _load(handover: str) -> None:
 
 def take(path: Path, fragments_dir: Path | None, handover: str | None = None):
     """The TestCase of `path` parsed before, if it is still what parsing would give; else None."""
-    if handover:
-        _load(handover)
     entry = _memo.get(str(path))
+    if entry is None and handover:  # not kept by this process (the CLI's own): read the hand-over
+        _load(handover)
+        entry = _memo.get(str(path))
     if entry is None or fragments_dir is None or entry[0] != _stat(path):
         return None
     folder = str(fragments_dir)
