@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from conformance.model.profile import load_profile
 from conformance.model.testcase import load_testcase
-from conformance.run.long_first import longest_first, stated_wait_ms
+from conformance.run.long_first import longest_first, make_scheduler, stated_wait_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 PIXIT = load_profile(ROOT / "profiles" / "reference.yaml").pixit
@@ -68,3 +69,65 @@ def test_a_short_stated_wait_is_dealt_with_the_work():
     waits = {"a": 15000, "b": 3500, "c": 1000, "d": 800}
     assert LONG_WAIT_MS > 1000  # the catalog's required silences (800 ms) and pollers (1000 ms) work
     assert waiting_head(["a", "b", "c", "d", "e"], waits.get) == {0, 1}
+
+
+class _Node:
+    def __init__(self, name):
+        self.gateway = SimpleNamespace(id=name)
+        self.shutting_down = False
+        self.sent: list[int] = []
+
+    def send_runtest_some(self, indices):
+        self.sent.extend(indices)
+
+    def shutdown(self):
+        self.shutting_down = True
+
+
+def _scheduler(waits: dict[str, float], nodes=("gw0", "gw1")):
+    reports = []
+    config = SimpleNamespace(getvalue=lambda name: ["popen"] * len(nodes) if name == "tx" else None,
+                             getoption=lambda name: None,
+                             hook=SimpleNamespace(pytest_collectreport=lambda report: reports.append(report)))
+    sched = make_scheduler(config, None, lambda nodeid: waits.get(nodeid, 0.0))
+    workers = [_Node(n) for n in nodes]
+    for w in workers:
+        sched.add_node(w)
+    return sched, workers, reports
+
+
+COLLECTION = ["long_a", "long_b", "work_1", "work_2", "work_3", "work_4", "work_5"]
+WAITS = {"long_a": 5000.0, "long_b": 3000.0}
+
+
+def test_a_worker_starts_as_soon_as_its_own_collection_is_in():
+    sched, (waiter, other), _ = _scheduler(WAITS)
+    sched.add_node_collection(other, COLLECTION)  # the later-spawned worker happens to collect first
+    assert sched.collection_is_completed
+    sched.schedule()
+    assert other.sent == [2, 3, 4]  # the work, without waiting for the waiter's collection
+    assert waiter.sent == []
+    sched.add_node_collection(waiter, COLLECTION)
+    sched.schedule()
+    assert waiter.sent == [0, 1, 5]  # the waits, longest first, then what is left
+
+
+def test_a_worker_that_collected_something_else_gets_no_case_and_fails_the_run():
+    sched, (first, second), reports = _scheduler(WAITS)
+    sched.add_node_collection(first, COLLECTION)
+    sched.schedule()
+    sched.add_node_collection(second, COLLECTION[:-1])
+    sched.schedule()
+    assert second.sent == [] and second.shutting_down
+    assert [r.outcome for r in reports] == ["failed"]
+    assert "Different tests were collected" in str(reports[0].longrepr)
+
+
+def test_a_worker_whose_collection_comes_after_the_last_case_was_dealt_is_shut_down():
+    sched, (first, second), _ = _scheduler({})
+    sched.add_node_collection(first, ["only"])
+    sched.schedule()
+    assert first.sent == [0]
+    sched.add_node_collection(second, ["only"])
+    sched.schedule()
+    assert second.sent == [] and second.shutting_down
