@@ -184,23 +184,33 @@ def cmd_run(args) -> int:
 def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_python: str | None = None) -> int:
     import pytest
 
-    from conformance.model.catalog import FRAGMENTS, catalog_dir, load_catalog, validate_catalog
-    from conformance.model.testcase import check_testcase
-    from conformance.run import parsed_catalog
+    from conformance.model.catalog_layout import catalog_dir
+    from conformance.run import catalog_cache, parsed_catalog
     from conformance.run.console import CaseLines, summary_table
 
     # every rule `validate` applies (unique ids, folders, regexes, ...) holds before anything is sent
-
+    handover = None  # the validated TestCases in a file, for whichever process collects
     if catalog.is_file():
+        from conformance.model.testcase import check_testcase
+
         problems = check_testcase(catalog)[1]
     else:
         # loaded under the absolute paths pytest collects, so collection takes these TestCases
-        # instead of parsing every file again (conformance.run.parsed_catalog); problems are
+        # instead of parsing every file again (conformance.run.parsed_catalog), and kept for the
+        # next run of the same catalog and harness (conformance.run.catalog_cache); problems are
         # reported with the paths as the user gave them
-        loaded = load_catalog(Path(os.path.abspath(catalog)))
-        problems = validate_catalog(catalog) if loaded.problems else []
-        if not problems:
-            parsed_catalog.keep(loaded.testcases, catalog_dir(Path(os.path.abspath(catalog))) / FRAGMENTS)
+        root = catalog_dir(Path(os.path.abspath(catalog)))
+        digest = catalog_cache.key(root)
+        handover = catalog_cache.lookup(workdir, digest)
+        problems = []
+        if handover is None:
+            from conformance.model.catalog import FRAGMENTS, load_catalog, validate_catalog
+
+            loaded = load_catalog(root)
+            problems = validate_catalog(catalog) if loaded.problems else []
+            if not problems:
+                parsed_catalog.keep(loaded.testcases, root / FRAGMENTS)
+                handover = catalog_cache.store(workdir, digest, parsed_catalog.document())
     if problems:
         for p in problems:
             print(p, file=sys.stderr)
@@ -222,9 +232,9 @@ def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_p
         argv += ["-k", args.k]
     for node in args.sut or []:
         argv += ["--sut", node]
-    if args.n and not catalog.is_file():  # the workers take the validated catalog instead of parsing it
-        parsed_catalog.remove_old(workdir)
-        argv += [parsed_catalog.OPTION, str(parsed_catalog.save(workdir.resolve()))]
+    parsed_catalog.remove_old(workdir)  # hand-overs of earlier versions of the harness
+    if handover is not None:  # collection (each -n worker's) takes the validated catalog instead of parsing it
+        argv += [parsed_catalog.OPTION, str(handover.resolve())]
     if args.n:
         # xdist makes the workers' temporary directories under pytest's numbered base directory,
         # and the controller's session end then prunes the old numbered ones under the system's
@@ -241,7 +251,6 @@ def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_p
         argv += [f"--junitxml={args.junitxml}", "-o", "junit_family=xunit2"]
     argv += args.pytest_args
     rc = pytest.main(argv, plugins=[CaseLines()])
-    parsed_catalog.remove_old(workdir)
     results = _verdicts(workdir)
     if int(rc) == verdict_files.PYTEST_NO_TESTS or (int(rc) == 0 and not results):
         what = [f"-k {args.k!r}"] if args.k else []
@@ -349,7 +358,7 @@ def cmd_analyze(args) -> int:
 
 
 def _nodes() -> tuple[str, ...]:
-    from conformance.model.nodes import NODE_DIRS  # not the catalog's loader: see that module
+    from conformance.model.catalog_layout import NODE_DIRS  # not the catalog's loader: see that module
 
     return NODE_DIRS
 

@@ -10,17 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from conformance.model.nodes import NODE_DIRS
+from conformance.model.catalog_layout import FRAGMENTS, NODE_DIRS, catalog_dir  # noqa: F401 - re-exported
 from conformance.model.testcase import FragmentLibrary, TestCase, check_testcase
 from conformance.model.yaml_marks import Problem
-
-FRAGMENTS = "fragments"
-
-
-def catalog_dir(root: str | Path) -> Path:
-    """`root` is the catalog directory itself, or a checkout that contains testcases/."""
-    root = Path(root)
-    return root / "testcases" if (root / "testcases").is_dir() else root
 
 
 def discover(root: str | Path) -> list[Path]:

@@ -50,13 +50,18 @@ def keep(testcases, fragments_dir: Path) -> None:
         _memo[tc.file] = (_stat(tc.file), tc)
 
 
+def document() -> dict:
+    """What `keep` remembered, as a hand-over file holds it (conformance.run.catalog_cache keeps it)."""
+    return {"fragments": dict(_fragments_key), "cases": dict(_memo)}
+
+
 def save(workdir: Path) -> Path:
     """Write what `keep` remembered for the `-n` workers; returns the file to pass with OPTION."""
     workdir.mkdir(parents=True, exist_ok=True)
     target = workdir / f"parsed-catalog-{secrets.token_hex(4)}.pickle"
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # ours alone: a pickle is code
     with os.fdopen(fd, "wb") as f:
-        pickle.dump({"fragments": _fragments_key, "cases": _memo}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(document(), f, protocol=pickle.HIGHEST_PROTOCOL)
     return target
 
 
