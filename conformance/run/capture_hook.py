@@ -141,6 +141,8 @@ class CaptureFactory:
         the analysis lock. How many there were."""
         records = self.session.records
         end = len(records) if limit is None else min(len(records), self._scanned + limit)
+        if end == self._scanned and not final:  # nothing new: the feeder's wake-up costs no look at the key logs
+            return 0
         new = records[self._scanned:end]
         self._scanned = end
         self._analysis.feed(new, final=final)

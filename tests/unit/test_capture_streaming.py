@@ -129,3 +129,20 @@ def test_a_held_connection_is_bounded(tmp_path, monkeypatch):
     a.feed(records, final=False)
     assert not a.d.held  # each was dissected once it held more than the bound
     assert all(t.undecryptable for t in a.d.tls if t.client_random)
+
+
+def test_a_feeder_wake_up_with_nothing_new_reads_no_key_log():
+    from types import SimpleNamespace
+
+    from conformance.run.capture_hook import CaptureFactory
+
+    fed = []
+    factory = CaptureFactory.__new__(CaptureFactory)  # only what _feed_new uses
+    factory.session = SimpleNamespace(records=[(1.0, 1, b"frame", 0)])
+    factory._scanned = 0
+    factory._analysis = SimpleNamespace(feed=lambda new, final: fed.append((len(new), final)))
+    assert factory._feed_new(final=False, limit=16) == 1
+    assert factory._feed_new(final=False, limit=16) == 0  # idle: every 10 ms during a long wait
+    assert fed == [(1, False)]
+    factory._feed_new(final=True)  # a window always feeds: it releases what is held
+    assert fed == [(1, False), (0, True)]
