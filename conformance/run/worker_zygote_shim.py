@@ -31,18 +31,6 @@ def _request(args):
     return json.dumps({"code": code, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
 
 
-def _lines(sock):
-    pending = b""
-    while True:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            yield line.decode()
-
-
 def main(argv):
     path, args = argv[1], argv[2:]
     body = _request(args)
@@ -55,8 +43,8 @@ def main(argv):
         socket.send_fds(sock, [HEADER.pack(len(body))], [0, 1, 2])
         sock.sendall(body)
         sock.settimeout(PICKUP_TIMEOUT_S)
-        lines = _lines(sock)
-        first = next(lines, "")
+        answers = sock.makefile("rb")
+        first = answers.readline().decode()
     except OSError:
         first = ""
     if not first.startswith("pid "):  # no server, or it refused: nothing has read our stdin yet
@@ -64,8 +52,8 @@ def main(argv):
     # the worker runs: Ctrl-C is its to handle (it is in our process group), we wait for it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock.settimeout(None)  # as long as the worker lives; execnet kills us to stop it
-    for line in lines:
-        if line.startswith("exit "):
+    for line in answers:
+        if line.startswith(b"exit "):
             code = int(line[5:])
             return code if code >= 0 else 128 - code
     return 1  # the server went away: so did the worker (PR_SET_PDEATHSIG)
