@@ -190,6 +190,7 @@ def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_p
 
     # every rule `validate` applies (unique ids, folders, regexes, ...) holds before anything is sent
     handover = None  # the validated TestCases in a file, for whichever process collects
+    parsed_catalog.remove_old(workdir)  # a run's own hand-over left by one that was killed
     if catalog.is_file():
         from conformance.model.testcase import check_testcase
 
@@ -201,7 +202,7 @@ def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_p
         # reported with the paths as the user gave them
         root = catalog_dir(Path(os.path.abspath(catalog)))
         digest = catalog_cache.key(root)
-        handover = catalog_cache.lookup(workdir, digest)
+        handover = catalog_cache.lookup(workdir, digest) if digest else None
         problems = []
         if handover is None:
             from conformance.model.catalog import FRAGMENTS, load_catalog, validate_catalog
@@ -210,7 +211,10 @@ def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_p
             problems = validate_catalog(catalog) if loaded.problems else []
             if not problems:
                 parsed_catalog.keep(loaded.testcases, root / FRAGMENTS)
-                handover = catalog_cache.store(workdir, digest, parsed_catalog.document())
+                if digest:
+                    handover = catalog_cache.store(workdir, digest, parsed_catalog.document())
+                elif args.n:  # too big to key: the workers get this run's catalog all the same
+                    handover = parsed_catalog.save(workdir)
     if problems:
         for p in problems:
             print(p, file=sys.stderr)
@@ -232,7 +236,6 @@ def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_p
         argv += ["-k", args.k]
     for node in args.sut or []:
         argv += ["--sut", node]
-    parsed_catalog.remove_old(workdir)  # hand-overs of earlier versions of the harness
     if handover is not None:  # collection (each -n worker's) takes the validated catalog instead of parsing it
         argv += [parsed_catalog.OPTION, str(handover.resolve())]
     if args.n:
@@ -251,6 +254,7 @@ def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_p
         argv += [f"--junitxml={args.junitxml}", "-o", "junit_family=xunit2"]
     argv += args.pytest_args
     rc = pytest.main(argv, plugins=[CaseLines()])
+    parsed_catalog.remove_old(workdir)
     results = _verdicts(workdir)
     if int(rc) == verdict_files.PYTEST_NO_TESTS or (int(rc) == 0 and not results):
         what = [f"-k {args.k!r}"] if args.k else []
@@ -382,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="catalog directory or one test case file, whatever its folder is called "
                              "(default: ./testcases or the shipped catalog)")
         sp.add_argument("--workdir", default=".ims-conformance",
-                        help="work directory: verdict files, key logs, captures, diagrams (default: %(default)s)")
+                        help="work directory: verdict files, key logs, captures, diagrams, the validated catalog "
+                             "kept for the next run (default: %(default)s)")
         sp.add_argument("-n", metavar="N", help="parallel workers (pytest-xdist)")
         sp.add_argument("--no-capture", action="store_true", help="do not capture the SUT's legs")
         sp.add_argument("--strict", action="store_true",

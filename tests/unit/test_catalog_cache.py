@@ -61,7 +61,7 @@ def test_only_a_cache_this_user_wrote_and_no_one_else_can_change_is_taken(tmp_pa
     assert catalog_cache.lookup(tmp_path, "abc") is None
 
 
-def _run_validated(catalog, workdir, monkeypatch):
+def _run_validated(catalog, workdir, monkeypatch, *extra):
     """cli._run_validated up to pytest (stubbed): the argv it would run and whether it parsed."""
     parsed = []
     from conformance.model import catalog as catalog_module
@@ -78,7 +78,7 @@ def _run_validated(catalog, workdir, monkeypatch):
 
     monkeypatch.setattr(pytest_module, "main", fake_main)
     args = cli.build_parser().parse_args(["run", "--profile", str(ROOT / "profiles" / "reference.yaml"),
-                                          "--catalog", str(catalog)])
+                                          "--catalog", str(catalog), *extra])
     cli._run_validated(args, catalog, workdir, workdir / "allure")
     return parsed, seen.get("argv")  # None: stopped before pytest (problems)
 
@@ -117,3 +117,16 @@ def _run_validated_rc(catalog, workdir, monkeypatch):
     args = cli.build_parser().parse_args(["run", "--profile", str(ROOT / "profiles" / "reference.yaml"),
                                           "--catalog", str(catalog)])
     return cli._run_validated(args, catalog, workdir, workdir / "allure")
+
+
+def test_a_catalog_folder_too_big_to_key_is_validated_every_run_and_still_handed_to_workers(
+        catalog, tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_cache, "MAX_BYTES", 1000)
+    assert catalog_cache.key(catalog) is None
+    work = tmp_path / "work"
+    work.mkdir()
+    for _ in range(2):
+        parsed, argv = _run_validated(catalog, work, monkeypatch, "-n", "2")
+        assert len(parsed) == 1  # validated again
+        assert "--ims-parsed-catalog" in argv  # the workers take this run's catalog
+    assert not (work / catalog_cache.FOLDER).exists()
