@@ -150,6 +150,16 @@ def _writable_dir(path: str, option: str) -> Path | None:
 
 
 def cmd_run(args) -> int:
+    # a run starts up without the cyclic collector (conformance.run.start_up_gc): the plugin turns
+    # it back on where the test loop begins, and this at the latest when the run ends
+    start_up_gc.pause()
+    try:
+        return _run(args)
+    finally:
+        start_up_gc.resume()
+
+
+def _run(args) -> int:
     catalog = _existing(args.catalog, "--catalog")
     if catalog is None:
         return EXIT_ERROR
@@ -162,8 +172,6 @@ def cmd_run(args) -> int:
         return EXIT_ERROR
     from conformance.run import session_setup
 
-    # the reference network(s) the profile launches come up while the catalog is validated; the
-    # plugin takes them over, and whatever it does not take is stopped when the run ends
     zygote = None
     if args.n:  # the workers' fork server imports what they need while the catalog is validated
         from conformance.run.worker_zygote import WorkerZygote
@@ -172,6 +180,8 @@ def cmd_run(args) -> int:
             zygote = WorkerZygote(workdir / "worker-zygote.log", str(workdir.resolve()))
         except OSError:  # no socket or no process for it: the workers start as new interpreters
             zygote = None
+    # the reference network(s) the profile launches come up while the catalog is validated; the
+    # plugin takes them over, and whatever it does not take is stopped when the run ends
     session_setup.start_early(profile, args.n, workdir)
     try:
         return _run_validated(args, catalog, workdir, alluredir, zygote.python_spec() if zygote else None)
@@ -460,8 +470,6 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
-    if args.command != "run":  # console_main paused it for a run's start-up only
-        start_up_gc.resume()
     return int(args.func(args))
 
 
@@ -469,13 +477,8 @@ def console_main() -> int:
     """The `ims-conformance` command: main(), and then the process ends. What main() leaves on the
     heap is frozen first (gc.freeze): the interpreter's final collection would otherwise walk
     every object of a catalog run only to free memory the exit frees anyway (0.2-0.5 s at the
-    end of a run on the 2-core benchmark machine; issue 15). A run starts up without the cyclic
-    collector (conformance.run.start_up_gc); the plugin turns it on where the test loop begins."""
-    start_up_gc.pause()
-    try:
-        rc = main()
-    finally:
-        start_up_gc.resume()
+    end of a run on the 2-core benchmark machine; issue 15)."""
+    rc = main()
     gc.freeze()
     return rc
 

@@ -62,12 +62,14 @@ def pytest_configure(config):
         from conformance.run import start_up_gc  # cyclic collector, until the test loop begins
 
         start_up_gc.pause()
-    zygote = config.getoption("--ims-worker-zygote", None)
-    tx = getattr(config.option, "tx", None)
-    if zygote and tx and not hasattr(config, "workerinput") and all(spec == "popen" for spec in tx):
+    if config.getoption("--ims-worker-zygote", None) and not hasattr(config, "workerinput"):
+        from conformance.run.worker_zygote import xdist_specs
+
         # `-n N` made N plain popen specs (xdist's cmdline_main): the same workers, forked from the
         # server that has imported what they need instead of each starting a new interpreter
-        config.option.tx = [f"popen//python={zygote}" for _ in tx]
+        specs = xdist_specs(getattr(config.option, "tx", None), config.getoption("--ims-worker-zygote"))
+        if specs:
+            config.option.tx = specs
     config.addinivalue_line("markers", "positive: a positive test case (the SUT must do X)")
     config.addinivalue_line("markers", "negative: a negative test case (the SUT must refuse X)")
     config.addinivalue_line("markers", "sut(node): the node under test")

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import sys
 from pathlib import Path
+
+from conformance.run import parsed_catalog
 
 FOLDER = "catalog-cache"
 MAX_BYTES = 64 << 20  # read to compute the key; a catalog folder holding more is validated every run
@@ -95,8 +96,5 @@ def store(workdir: Path, digest: str, document: dict) -> Path:
     target = _path(workdir, digest)
     tmp = folder / f".{digest}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # ours alone: a pickle is code
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump(document, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(target)  # whole or not at all
+    parsed_catalog.write_private(tmp, document).replace(target)  # whole or not at all
     return target

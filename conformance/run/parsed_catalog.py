@@ -55,14 +55,18 @@ def document() -> dict:
     return {"fragments": dict(_fragments_key), "cases": dict(_memo)}
 
 
+def write_private(target: Path, doc: dict) -> Path:
+    """`doc` pickled into the new file `target`, readable by this user alone: a pickle is code."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump(doc, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return target
+
+
 def save(workdir: Path) -> Path:
     """Write what `keep` remembered for the `-n` workers; returns the file to pass with OPTION."""
     workdir.mkdir(parents=True, exist_ok=True)
-    target = workdir / f"parsed-catalog-{secrets.token_hex(4)}.pickle"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # ours alone: a pickle is code
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump(document(), f, protocol=pickle.HIGHEST_PROTOCOL)
-    return target
+    return write_private(workdir / f"parsed-catalog-{secrets.token_hex(4)}.pickle", document())
 
 
 def remove_old(workdir: Path) -> None:

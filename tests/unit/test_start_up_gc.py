@@ -79,3 +79,11 @@ def test_a_session_without_a_profile_is_left_alone():
     gc.enable()
     plugin.pytest_configure(_config(None))
     assert gc.isenabled()
+
+
+def test_a_run_that_stops_before_pytest_gives_the_collector_back(tmp_path, capsys):
+    from conformance import cli
+
+    gc.enable()
+    assert cli.main(["run", "--profile", str(tmp_path / "missing.yaml")]) == cli.EXIT_ERROR
+    assert gc.isenabled()

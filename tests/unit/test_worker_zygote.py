@@ -129,3 +129,9 @@ def test_the_plugin_leaves_other_specs_alone(tx, spec, worker):
     config = _controller(tx, spec, worker)
     plugin.pytest_configure(config)
     assert config.option.tx == tx
+
+
+def test_the_shim_and_the_server_frame_a_request_alike():
+    from conformance.run import worker_zygote_server, worker_zygote_shim
+
+    assert worker_zygote_shim.HEADER.format == worker_zygote_server.HEADER.format
