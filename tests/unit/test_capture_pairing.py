@@ -173,3 +173,24 @@ def test_an_http_response_entry_takes_the_answer_to_its_own_request_not_a_late_o
     # without the request's entry: the answer to a request of the window, never one sent before it
     late_only = {"expect": block["expect"][1:]}
     assert verdicts(evaluate_capture(late_only, result, CTX)) == {Verdict.PASS}
+
+
+def test_vias_are_parsed_once_per_value_and_huge_values_are_not_kept():
+    from conformance.capture import pairing
+    from conformance.codec.sip import parse
+
+    msg = parse(forwarded())
+    pairing._via_keys.cache_clear()
+    first = pairing.vias(msg)
+    assert first == [("z9hg4bkwsf17", "127.0.0.13:5062"), ("z9hg4bk776asdhds", "df7jal23ls0d.invalid")]
+    assert pairing.vias(msg) == first
+    info = pairing._via_keys.cache_info()
+    assert (info.hits, info.misses) == (2, 2)  # the second look parsed nothing
+    # a value longer than the bound is parsed every time, never kept: a SUT's huge header cannot grow the cache
+    long_via = f"SIP/2.0/UDP 127.0.0.13:5062;branch=z9hG4bKlong;x={'a' * pairing.CACHED_VIA_MAX}"
+    big = parse(sip_register(aor=aor(MINE), auth="", via=long_via))
+    assert pairing.vias(big) == [("z9hg4bklong", "127.0.0.13:5062")]
+    assert pairing._via_keys.cache_info().currsize == 2
+    # a Via that does not parse ends the list, whether its parse was kept or not
+    bad = parse(sip_register(aor=aor(MINE), auth="", via=f"{WSF_VIA}\r\nVia: garbage"))
+    assert pairing.vias(bad) == pairing.vias(bad) == [("z9hg4bkwsf17", "127.0.0.13:5062")]

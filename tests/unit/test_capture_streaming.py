@@ -146,3 +146,24 @@ def test_a_feeder_wake_up_with_nothing_new_reads_no_key_log():
     assert fed == [(1, False)]
     factory._feed_new(final=True)  # a window always feeds: it releases what is held
     assert fed == [(1, False), (0, True)]
+
+
+def test_while_the_case_runs_key_logs_are_read_only_for_a_connection_waiting_for_its_secrets(tmp_path, monkeypatch):
+    records, keys = _registration(tmp_path)
+    log = tmp_path / "k.keylog"
+    log.write_text(keys)  # logged before the feeder sees the handshakes, as the endpoints do
+    a = SessionAnalysis(PIXIT, [log])
+    reads = []
+    read_keys = a._read_keys
+    monkeypatch.setattr(a, "_read_keys", lambda: (reads.append(1), read_keys())[1])
+    a.feed([], final=False)  # a feed with nothing held looks at no key log
+    assert reads == []
+    for i in range(0, len(records), 7):
+        a.feed(records[i:i + 7], final=False)
+        assert not a.d.held  # a connection whose secrets are logged waits no longer than its feed
+    assert reads, "the handshakes had the key log read"
+    assert len(reads) < len(range(0, len(records), 7))  # not at every feed
+    result = a.window(records[0][0] - 1, records[-1][0] + 1)
+    reference = _at_once(tmp_path, records, keys)
+    assert _items(result) == _items(reference)
+    assert _coverage(result) == _coverage(reference)
