@@ -163,23 +163,33 @@ def _run(args) -> int:
     catalog = _existing(args.catalog, "--catalog")
     if catalog is None:
         return EXIT_ERROR
-    profile = _load_profile(args.profile)
-    if not _profile_ok(profile):
-        return EXIT_ERROR
     workdir = _writable_dir(args.workdir, "--workdir")
     alluredir = _writable_dir(args.alluredir, "--alluredir")
     if workdir is None or alluredir is None:
         return EXIT_ERROR
-    from conformance.run import session_setup
-
     zygote = None
-    if args.n:  # the workers' fork server imports what they need while the catalog is validated
+    if args.n:
+        # the workers' fork server imports what they need while the profile is loaded and the
+        # catalog validated: started first, as its imports are what the workers wait for
         from conformance.run.worker_zygote import WorkerZygote
 
         try:
             zygote = WorkerZygote(workdir / "worker-zygote.log", str(workdir.resolve()))
         except OSError:  # no socket or no process for it: the workers start as new interpreters
             zygote = None
+    try:
+        return _run_with_profile(args, catalog, workdir, alluredir, zygote)
+    finally:
+        if zygote is not None:
+            zygote.stop()
+
+
+def _run_with_profile(args, catalog: Path, workdir: Path, alluredir: Path, zygote) -> int:
+    profile = _load_profile(args.profile)
+    if not _profile_ok(profile):
+        return EXIT_ERROR
+    from conformance.run import session_setup
+
     # the reference network(s) the profile launches come up while the catalog is validated; the
     # plugin takes them over, and whatever it does not take is stopped when the run ends
     session_setup.start_early(profile, args.n, workdir)
@@ -187,8 +197,6 @@ def _run(args) -> int:
         return _run_validated(args, catalog, workdir, alluredir, zygote.python_spec() if zygote else None)
     finally:
         session_setup.stop_untaken()
-        if zygote is not None:
-            zygote.stop()
 
 
 def _run_validated(args, catalog: Path, workdir: Path, alluredir: Path, worker_python: str | None = None) -> int:

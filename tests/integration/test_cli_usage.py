@@ -92,3 +92,17 @@ def test_run_lines_summary_junit_and_empty_selection(refnet_factory, tmp_path, o
     proc = cli("run", "--profile", str(profile), "--catalog", str(odd_catalog), "--alluredir", str(tmp_path / "r3"),
                "--workdir", str(tmp_path / "w3"), "--sut", "as")
     assert proc.returncode == 2 and "--sut as" in proc.stderr
+
+
+def test_a_bad_profile_under_n_stops_the_workers_fork_server(tmp_path):
+    """`run -n N` starts the workers' fork server before it loads the profile (its imports are what
+    the workers wait for): a profile that does not load still ends the run cleanly, server included."""
+    from processes import processes_naming  # tests/integration/processes.py
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pics: [unclosed\n")
+    work = tmp_path / "work-of-this-test"
+    proc = cli("run", "--profile", str(bad), "-n", "2", "--workdir", str(work), "--alluredir", str(tmp_path / "r"))
+    assert proc.returncode == 2 and str(bad) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert processes_naming(str(work.resolve())) == []  # the server names the work directory it serves
+    assert not (work / "worker-zygote.log").exists() or (work / "worker-zygote.log").read_text() == ""
