@@ -23,11 +23,11 @@ users are shared by consecutive test cases, so their names mark nothing (correla
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 from conformance.capture.timeline import UE, HttpRequestSeen, TimelineItem
 from conformance.codec.sip_headers import HeaderError, parse_via_list
+from conformance.codec.value_cache import cached_for_short_values
 from conformance.events import HttpExchange, SipReceived
 
 Via = tuple[str, str]  # (branch, sent-by), compared case-insensitively (RFC 3261 20.42, 17.2.3)
@@ -47,30 +47,21 @@ def vias(msg) -> list[Via]:
     below it cannot be read reliably)."""
     out: list[Via] = []
     for value in msg.headers.get_all("Via") if msg is not None else []:
-        parsed = _via_keys(value) if len(value) <= CACHED_VIA_MAX else _parse_via_keys(value)
+        parsed = _via_keys(value)
         if parsed is None:
             return out
         out += parsed
     return out
 
 
-# A window's pairing asks for the Vias of the same messages again and again (each request entry
-# against each candidate, at every settle round and again for the verdict): parsing them was a
-# tenth of a test case's capture analysis. The cache is keyed by the header value, which is all
-# the result depends on; only short values are kept, so a SUT's huge headers cannot grow it.
-CACHED_VIA_MAX = 1024
-
-
-def _parse_via_keys(value: str) -> tuple[Via, ...] | None:
+@cached_for_short_values(max_len=1024, maxsize=512)  # asked for again at every settle round
+def _via_keys(value: str) -> tuple[Via, ...] | None:
     """(branch, sent-by) of each Via in one value; None when it does not parse."""
     try:
         parsed = parse_via_list(value)
     except HeaderError:
         return None
     return tuple(((v.branch or "").lower(), v.sent_by.lower()) for v in parsed)
-
-
-_via_keys = functools.lru_cache(maxsize=512)(_parse_via_keys)
 
 
 def _method(msg) -> str | None:

@@ -7,7 +7,6 @@ looked at. Operators are applied by the engine; `save` uses the same resolution.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from conformance.codec.sip_headers import (
     parse_via,
 )
 from conformance.codec.sip_uri import SipUri, UriError, parse_uri
+from conformance.codec.value_cache import cached_for_short_values
 from conformance.drivers.http import find_form
 from conformance.events import Garbage, HttpExchange, Nothing, SipReceived, WsClosed, WsHandshake
 from conformance.match.operators import MISSING, MalformedExpectation, show
@@ -170,34 +170,23 @@ def header_values(kind: str, obj: Any, name: str) -> list[str]:
 def header_params(name: str, value: str) -> Mapping[str, str | None]:
     """The parameters of a header value: auth-params (unquoted), Via params, name-addr params, or
     generic `;p=v` (RFC 3261 7.3.1, 20; RFC 9110 11.4). Read-only: parses are shared."""
-    key = sip.header_key(name)
-    if len(value) > CACHED_PARAMS_MAX:
-        return _header_params(key, value)
-    return _cached_header_params(key, value)
+    return _header_params(sip.header_key(name), value)
 
 
-# A test case's expectations ask for several parameters of one header (each `param` of an
-# Authorization is a check of its own), at every settle round of the capture and again for the
-# verdict: parsing the same value again was 7 % of a case's capture analysis (a Bearer credential
-# is a long quoted string). The cache is keyed by what the result depends on; only values of
-# bounded length are kept, so a SUT's huge headers cannot grow it.
-CACHED_PARAMS_MAX = 4096
-
-
+@cached_for_short_values(max_len=4096, maxsize=256)  # each `param` check of a header asks again
 def _header_params(key: str, value: str) -> Mapping[str, str | None]:
-    if key in _AUTH_HEADERS:
-        return MappingProxyType(parse_credentials(value).params)
-    if key == "via":
-        return MappingProxyType(parse_via(value).params)
     text = value.strip()
-    if key in sip.NAME_ADDR_HEADERS or text.startswith(("<", '"')) or _looks_like_uri(text.split(";", 1)[0]):
-        return MappingProxyType(parse_name_addr(text).params)
-    first, sep, rest = text.partition(";")
-    # `icid-value=x;orig-ioi=y` has a parameter first; `text/html; charset=x` has a value first
-    return MappingProxyType(parse_generic_params(text if "=" in first else rest))
-
-
-_cached_header_params = functools.lru_cache(maxsize=256)(_header_params)
+    if key in _AUTH_HEADERS:
+        params = parse_credentials(value).params
+    elif key == "via":
+        params = parse_via(value).params
+    elif key in sip.NAME_ADDR_HEADERS or text.startswith(("<", '"')) or _looks_like_uri(text.split(";", 1)[0]):
+        params = parse_name_addr(text).params
+    else:
+        first, sep, rest = text.partition(";")
+        # `icid-value=x;orig-ioi=y` has a parameter first; `text/html; charset=x` has a value first
+        params = parse_generic_params(text if "=" in first else rest)
+    return MappingProxyType(params)
 
 
 def _looks_like_uri(text: str) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conformance.codec import sip
@@ -94,20 +93,21 @@ def _schema():
     return etree.XMLSchema(etree.parse(str(XSD)))
 
 
-def _schema_errors(data: bytes) -> list[str]:
-    """What the RFC 3680 schema says of the document (nothing: valid)."""
+def _parse_and_validate(data: bytes):
+    """(the document's root element or None, what the RFC 3680 schema says of it: nothing when
+    valid). One parse serves the schema and the reading of the document."""
     from lxml import etree
 
     # the SUT wrote the document: no entity expansion, no DTD or network fetch
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
-        doc = etree.fromstring(data, parser)
+        root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        return [f"not well-formed XML: {exc}"]
+        return None, [f"not well-formed XML: {exc}"]
     schema = _schema()
-    if schema.validate(doc):
-        return []
-    return [e.message for e in schema.error_log] or ["not valid against the RFC 3680 schema"]
+    if schema.validate(root):
+        return root, []
+    return root, [e.message for e in schema.error_log] or ["not valid against the RFC 3680 schema"]
 
 
 def reginfo(spec: dict, state, env) -> dict:
@@ -116,12 +116,10 @@ def reginfo(spec: dict, state, env) -> dict:
     env.reporter.attach_bytes("reginfo document", data)
     result: dict = {"valid": False, "errors": [], "version": None, "state": None, "registration": [],
                     "contacts_by_instance": {}}
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
-        result["errors"] = [f"not well-formed XML: {exc}"]
+    root, errors = _parse_and_validate(data)
+    if root is None:
+        result["errors"] = errors
         return result
-    errors = _schema_errors(data)
     result["errors"] = errors[:MAX_ERRORS]
     result["valid"] = not errors and root.tag == f"{NS}reginfo"
     result["version"] = _int(root.get("version"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import processes_naming  # tests/integration/processes.py
 
 from profiles import profile_dict
 
@@ -97,8 +98,6 @@ def test_run_lines_summary_junit_and_empty_selection(refnet_factory, tmp_path, o
 def test_a_bad_profile_under_n_stops_the_workers_fork_server(tmp_path):
     """`run -n N` starts the workers' fork server before it loads the profile (its imports are what
     the workers wait for): a profile that does not load still ends the run cleanly, server included."""
-    from processes import processes_naming  # tests/integration/processes.py
-
     bad = tmp_path / "bad.yaml"
     bad.write_text("pics: [unclosed\n")
     work = tmp_path / "work-of-this-test"

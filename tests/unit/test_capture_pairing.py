@@ -187,7 +187,7 @@ def test_vias_are_parsed_once_per_value_and_huge_values_are_not_kept():
     info = pairing._via_keys.cache_info()
     assert (info.hits, info.misses) == (2, 2)  # the second look parsed nothing
     # a value longer than the bound is parsed every time, never kept: a SUT's huge header cannot grow the cache
-    long_via = f"SIP/2.0/UDP 127.0.0.13:5062;branch=z9hG4bKlong;x={'a' * pairing.CACHED_VIA_MAX}"
+    long_via = f"SIP/2.0/UDP 127.0.0.13:5062;branch=z9hG4bKlong;x={'a' * pairing._via_keys.max_len}"
     big = parse(sip_register(aor=aor(MINE), auth="", via=long_via))
     assert pairing.vias(big) == [("z9hg4bklong", "127.0.0.13:5062")]
     assert pairing._via_keys.cache_info().currsize == 2

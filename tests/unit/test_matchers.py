@@ -490,7 +490,7 @@ def test_header_params_are_parsed_once_per_value_read_only_and_bounded():
     from conformance.codec.sip_headers import HeaderError
     from conformance.match import subjects
 
-    subjects._cached_header_params.cache_clear()
+    subjects._header_params.cache_clear()
     value = 'Digest username="alice@web.operator.example", integrity-protected=auth-done, nonce=""'
     first = subjects.header_params("Authorization", value)
     assert subjects.header_params("authorization", value) is first  # same key and value: one parse
@@ -498,9 +498,9 @@ def test_header_params_are_parsed_once_per_value_read_only_and_bounded():
     with _pytest.raises(TypeError):
         first["username"] = "mallory"  # shared between checks: nobody may change it
     # a value longer than the bound is parsed every time and never kept
-    long = "<sip:a@b>;tag=" + "x" * subjects.CACHED_PARAMS_MAX
-    assert subjects.header_params("From", long)["tag"] == "x" * subjects.CACHED_PARAMS_MAX
-    assert subjects._cached_header_params.cache_info().currsize == 1
+    long = "<sip:a@b>;tag=" + "x" * subjects._header_params.max_len
+    assert subjects.header_params("From", long)["tag"] == "x" * subjects._header_params.max_len
+    assert subjects._header_params.cache_info().currsize == 1
     # a value that does not parse raises at every look (a failure is never kept as a result)
     for _ in range(2):
         with _pytest.raises(HeaderError):
