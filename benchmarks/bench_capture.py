@@ -1,16 +1,18 @@
 """Capture analysis throughput (issues 4 and 15): offline analysis of a 200,000-packet capture in
 which under 5 % of the packets belong to the profile's legs must run at >= 500,000 packets/s
-(issue 15: libpcap applies the profile's BPF filter while reading). Measured in the same run,
-interleaved round by round so machine load hits all alike: the same analysis with the pure-Python
-reader (no libpcap), tshark with the same key log on the same file (the number of SIP messages
-both find must match), and plain Scapy PcapReader dissection. `--live` measures the live-capture
-ceiling on lo (the highest rate at which no packet is lost).
+(issue 15: libpcap applies the profile's BPF filter while reading, and the relevant packets are
+dissected by one process per core, split by flow: capture.shards). Measured in the same run,
+interleaved round by round so machine load hits all alike: the same analysis in one process, the
+same with the pure-Python reader (no libpcap), tshark with the same key log on the same file (the
+number of SIP messages both find must match), and plain Scapy PcapReader dissection. `--live`
+measures the live-capture ceiling on lo (the highest rate at which no packet is lost).
 
 Rates are packets of the file per second of wall time (median of the rounds), and per second of
-CPU time of the process doing the work (less sensitive to other load on the machine).
+CPU time of the processes doing the work, the shards' included (less sensitive to other load on
+the machine). Every analysis of ours must give the same timeline (a digest of all its items).
 
 Run: .venv/bin/python benchmarks/bench_capture.py [--packets 200000] [--runs 5] [--live]
-Exit status 1 when the offline target is missed or the SIP counts differ.
+Exit status 1 when the offline target is missed, the SIP counts differ or the timelines differ.
 """
 
 from __future__ import annotations
@@ -97,14 +99,25 @@ def build_capture(path: Path, keylog: Path, total: int, relevant_share: float, s
             "registrations": n_conv, "share": round(len(relevant) / total, 4)}
 
 
-def run_ours(path: Path, keylog: Path, prefilter: bool) -> tuple[float, float, dict]:
-    """One analysis: (wall s, CPU s, stats)."""
+def run_ours(path: Path, keylog: Path, prefilter: bool, workers: int | None = None) -> tuple[float, float, dict]:
+    """One analysis: (wall s, CPU s of this process and of the shards' processes, stats).
+    `workers` None: as a user gets it (one process per core for this capture, capture.shards)."""
+    import hashlib
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall, cpu = time.perf_counter(), time.process_time()
-    result = analyze_file(path, PIXIT, [keylog], prefilter=prefilter)
+    result = analyze_file(path, PIXIT, [keylog], prefilter=prefilter, workers=workers)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu += (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     stats = dict(result.stats)
     stats["sip_messages"] = sum(1 for i in result.timeline.items if i.proto == "sip")
     stats["undecryptable"] = sum(len(c.undecryptable) for c in result.timeline.coverage.values())
+    # the whole timeline in a digest: the split analysis must give the one-process timeline
+    stats["timeline_sha256"] = hashlib.sha256(repr([
+        (i.index, i.t, i.src, i.dst, i.proto, i.stream, i.decrypted, i.summary(), getattr(i.event, "raw", b""))
+        for i in result.timeline.items]).encode()).hexdigest()
     return wall, cpu, stats
 
 
@@ -194,6 +207,26 @@ def live_ceiling(rates: list[int], count: int) -> list[dict]:
     return results
 
 
+def crossover(sizes: list[int], share: float, runs: int) -> list[dict]:
+    """Where splitting over processes starts to pay (shards.MIN_PACKETS): one process against
+    two on captures of these sizes, interleaved, medians of wall time."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for total in sizes:
+            pcap, keylog = Path(tmp) / f"{total}.pcap", Path(tmp) / f"{total}.log"
+            build_capture(pcap, keylog, total, share)
+            walls: dict[int, list[float]] = {1: [], 2: []}
+            for _ in range(runs):
+                for workers in (1, 2):
+                    t = time.perf_counter()
+                    result = analyze_file(pcap, PIXIT, [keylog], workers=workers)
+                    walls[workers].append(time.perf_counter() - t)
+            one, two = statistics.median(walls[1]), statistics.median(walls[2])
+            out.append({"packets": total, "relevant": result.stats["relevant"], "one_process_ms": round(one * 1e3, 1),
+                        "two_processes_ms": round(two * 1e3, 1), "ratio": round(one / two, 2)})
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--packets", type=int, default=200_000)
@@ -202,6 +235,8 @@ def main() -> int:
     ap.add_argument("--tshark-runs", type=int, default=1, help="tshark runs (it takes minutes each)")
     ap.add_argument("--scapy-packets", type=int, default=20_000, help="packets Scapy dissects for its rate")
     ap.add_argument("--live", action="store_true", help="also measure the live-capture ceiling on lo")
+    ap.add_argument("--crossover", action="store_true",
+                    help="also measure one process against the split (capture.shards) on smaller captures")
     ap.add_argument("--live-count", type=int, default=100_000, help="datagrams per rate (long enough to fill buffers)")
     args = ap.parse_args()
     report = {"machine": f"{platform.machine()} cpus={os.cpu_count()} python={platform.python_version()}",
@@ -212,19 +247,22 @@ def main() -> int:
         report["capture"] = build_capture(pcap, keylog, args.packets, args.share)
         report["build_s"] = round(time.perf_counter() - t, 1)
         have_tshark = shutil.which("tshark") is not None
-        rounds: dict[str, list[tuple[float, float]]] = {"libpcap": [], "python": [], "tshark": []}
-        stats, tshark_sip = {}, None
+        rounds: dict[str, list[tuple[float, float]]] = {"libpcap": [], "libpcap_one_process": [], "python": [],
+                                                        "tshark": []}
+        stats, tshark_sip, digests = {}, None, set()
         for r in range(args.runs):  # interleaved: load on the machine hits every reader alike
-            order = ["libpcap", "python", "tshark"] if r % 2 == 0 else ["tshark", "python", "libpcap"]
+            order = list(rounds) if r % 2 == 0 else list(reversed(rounds))
             for name in order:
                 if name == "tshark":
                     if have_tshark and r < args.tshark_runs:  # 40x slower: one run tells enough
                         wall, cpu, tshark_sip = run_tshark(pcap, keylog)
                         rounds[name].append((wall, cpu))
                     continue
-                wall, cpu, st = run_ours(pcap, keylog, prefilter=name == "libpcap")
+                wall, cpu, st = run_ours(pcap, keylog, prefilter=name != "python",
+                                         workers=1 if name == "libpcap_one_process" else None)
                 rounds[name].append((wall, cpu))
                 stats.setdefault(name, st)
+                digests.add(st["timeline_sha256"])
         scapy = bench_scapy(pcap, args.scapy_packets)
         n = args.packets
         rate = {name: {"wall_s": round(statistics.median(w for w, _ in v), 3),
@@ -233,10 +271,15 @@ def main() -> int:
                 for name, v in rounds.items() if v}
         ours = rate["libpcap"]["packets_per_s"]
         report["ours_libpcap_prefilter"] = {**rate["libpcap"], "reader": stats["libpcap"].get("reader"),
+                                            "processes": stats["libpcap"]["shards"],
                                             "sip_messages": stats["libpcap"]["sip_messages"],
                                             "undecryptable": stats["libpcap"]["undecryptable"],
                                             "tls_connections": stats["libpcap"]["tls_connections"]}
-        report["ours_python_reader"] = {**rate["python"], "sip_messages": stats["python"]["sip_messages"]}
+        report["ours_libpcap_one_process"] = {**rate["libpcap_one_process"],
+                                              "sip_messages": stats["libpcap_one_process"]["sip_messages"]}
+        report["ratio_processes_vs_one_wall"] = round(ours / rate["libpcap_one_process"]["packets_per_s"], 2)
+        report["ours_python_reader"] = {**rate["python"], "processes": stats["python"]["shards"],
+                                        "sip_messages": stats["python"]["sip_messages"]}
         if have_tshark and rounds["tshark"]:  # --tshark-runs 0: ours only
             report["tshark"] = {**rate["tshark"], "sip_messages": tshark_sip}
             report["ratio_vs_tshark_wall"] = round(ours / rate["tshark"]["packets_per_s"], 1)
@@ -246,10 +289,14 @@ def main() -> int:
         report["target_packets_per_s"] = TARGET_PPS
         report["meets_target"] = ours >= TARGET_PPS
         expected_sip = report["capture"]["registrations"] * 6  # steps 14, 17, 18, 19, 20, 21
-        report["complete"] = (stats["libpcap"]["sip_messages"] == expected_sip == stats["python"]["sip_messages"]
+        report["identical_timelines"] = len(digests) == 1  # split or not, libpcap or Python reader
+        report["complete"] = (report["identical_timelines"]
+                              and stats["libpcap"]["sip_messages"] == expected_sip == stats["python"]["sip_messages"]
                               and stats["libpcap"]["undecryptable"] == 0
                               and (tshark_sip is None or tshark_sip == expected_sip))
         report["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    if args.crossover:
+        report["crossover"] = crossover([22_000, 44_000, 66_000, 110_000], args.share, max(args.runs, 5))
     if args.live:
         report["live"] = live_ceiling([5000, 10000, 20000, 40000, 80000], args.live_count)
     print(json.dumps(report, indent=2))

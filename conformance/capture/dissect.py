@@ -160,6 +160,17 @@ class Dissector:
     def _open(self, conn: TcpConnection) -> _Conn:
         return _Conn(self, conn)
 
+    # -- what a split analysis (capture.shards) overrides to merge shards in capture order --------
+    def stream_name(self, conn: TcpConnection) -> str:
+        return f"tcp/{conn.ident}"
+
+    def tls_opened(self, tls: TlsConnection) -> None:
+        self.tls.append(tls)
+
+    def note(self, cov: LegCoverage, kind: str, reason: str) -> None:
+        """A gap or an undecryptable connection on a leg (`kind`: "gaps" | "undecryptable")."""
+        getattr(cov, kind).append(reason)
+
     def release_ready(self) -> None:
         """Dissect the held connections whose secrets have all been logged since."""
         if self.held:
@@ -196,7 +207,7 @@ class _Conn:
 
     def __init__(self, d: Dissector, conn: TcpConnection):
         self.d, self.conn = d, conn
-        self.stream = f"tcp/{conn.ident}"
+        self.stream = d.stream_name(conn)
         self.tls: TlsConnection | None = None
         self.app = _App(self, decrypted=False)
         self.mode: str | None = None
@@ -257,7 +268,7 @@ class _Conn:
             self.mode = "tls" if looks_like_tls(bytes(buf)) else "plain"
             if self.mode == "tls":
                 self.tls = TlsConnection(self.d.keylog)
-                self.d.tls.append(self.tls)
+                self.d.tls_opened(self.tls)
                 self.app.decrypted = True
             data = bytes(buf)
             other = bytes(self.first[not from_client])
@@ -301,7 +312,7 @@ class _Conn:
         reason = f"TCP: {missing} bytes of {src[0]}:{src[1]} > {dst[0]}:{dst[1]} missing from the capture"
         self.emit(from_client, ts, "tcp", Garbage(raw=b"", reason=reason, transport="tcp"))
         sn, dn = self.d.names(src, dst)
-        self.d.coverage(sn, dn, "", "").gaps.append(reason)
+        self.d.note(self.d.coverage(sn, dn, "", ""), "gaps", reason)
 
     def eof(self, from_client: bool, ts: float) -> None:
         if self.holding is not None and self._hold(("eof", from_client, ts)):
@@ -342,7 +353,7 @@ class _Conn:
         cov = self.d.coverage(sn, dn, f"{src[0]}:{src[1]}", f"{dst[0]}:{dst[1]}")
         cov.tls_connections += 1
         if self.tls.undecryptable or self.tls.failed:
-            cov.undecryptable.append(f"{self.stream} {src[0]}:{src[1]} > {dst[0]}:{dst[1]}: {self.tls.status}")
+            self.d.note(cov, "undecryptable", f"{self.stream} {src[0]}:{src[1]} > {dst[0]}:{dst[1]}: {self.tls.status}")
             if not self.tls_error_reported:
                 self.tls_error_reported = True
                 self.emit(True, ts, "tls", Garbage(raw=b"", reason=f"TLS: {self.tls.status}", transport="tls"))

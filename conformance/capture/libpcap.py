@@ -22,7 +22,7 @@ import ctypes
 import ctypes.util
 import mmap
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -116,11 +116,12 @@ def offline_filter(pixit: dict, linktype: int) -> str:
     return flt
 
 
-def read_filtered(path: str | Path, pixit: dict) -> list[tuple[float, int, bytes, int]]:
+def read_filtered(path: str | Path, pixit: dict) -> Iterable[tuple[float, int, bytes, int]]:
     """(timestamp, linktype, frame, interface 0) of the packets that pass the profile's filter.
 
-    Returns a list, not an iterator: when libpcap fails half-way (a pcapng interface of another
-    link type) nothing has been handed on yet and the caller reads the file in Python instead.
+    The whole file is read before this returns: when libpcap fails half-way (a pcapng interface of
+    another link type) nothing has been handed on yet and the caller reads the file in Python
+    instead. What it returns can be iterated more than once (DumpedRecords, or a list).
     """
     lib = _lib()
     errbuf = ctypes.create_string_buffer(ERRBUF_SIZE)
@@ -213,24 +214,30 @@ def _read_dumped(lib, handle, linktype: int) -> list[tuple[float, int, bytes, in
             libc.free(ptr)
     if error is not None:  # e.g. a pcapng interface of another link type, half-way
         raise LibpcapUnavailable(f"libpcap: {error}")
-    return _dumped_records(data, linktype)
+    return DumpedRecords(data, linktype)
 
 
-def _dumped_records(data: bytes, linktype: int) -> list[tuple[float, int, bytes, int]]:
-    """The records of the pcap file pcap_dump wrote (host byte order, one link type)."""
-    if len(data) < 24 or data[:4] not in _PCAP_MAGICS:
-        raise LibpcapUnavailable("libpcap wrote no pcap header")
-    endian, unit = _PCAP_MAGICS[data[:4]]
-    header = struct.Struct(endian + "IIII").unpack_from
-    out = []
-    append = out.append
-    pos, end = 24, len(data)
-    while pos + 16 <= end:
-        sec, frac, incl, _orig = header(data, pos)
-        pos += 16
-        append((sec + frac * unit, linktype, data[pos:pos + incl], 0))
-        pos += incl
-    return out
+class DumpedRecords:
+    """The records of the pcap file pcap_dump wrote (host byte order, one link type), cut from
+    it as they are iterated. Until then they are one bytes object: the processes of a split
+    analysis (capture.shards), forked after the reading, each cut their own records from it, and
+    share no per-packet object whose pages a write to its reference count would copy."""
+
+    def __init__(self, data: bytes, linktype: int):
+        if len(data) < 24 or data[:4] not in _PCAP_MAGICS:
+            raise LibpcapUnavailable("libpcap wrote no pcap header")
+        self.data, self.linktype = data, linktype
+
+    def __iter__(self) -> Iterator[tuple[float, int, bytes, int]]:
+        data, linktype = self.data, self.linktype
+        endian, unit = _PCAP_MAGICS[data[:4]]
+        header = struct.Struct(endian + "IIII").unpack_from
+        pos, end = 24, len(data)
+        while pos + 16 <= end:
+            sec, frac, incl, _orig = header(data, pos)
+            pos += 16
+            yield sec + frac * unit, linktype, data[pos:pos + incl], 0
+            pos += incl
 
 
 def _read_all(lib, handle, linktype: int) -> list[tuple[float, int, bytes, int]]:

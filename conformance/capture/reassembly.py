@@ -124,6 +124,11 @@ class TcpConnection:
     last_ts: float = 0.0
     rst: bool = False
     handshake_seen: bool = False  # SYN seen: the connection start is in the capture
+    # capture positions (IpPacket.index) of the packet that opened this connection and of the
+    # first packet of its 4-tuple (earlier when the 4-tuple was reused): the capture order of
+    # connections, which an analysis split over processes (capture.shards) numbers them by
+    first_index: int = 0
+    key_index: int = 0
 
     @property
     def closed(self) -> bool:
@@ -161,12 +166,14 @@ class TcpReassembler:
         key = (src, sport, dst, dport) if src < dst or (src == dst and sport <= dport) else (dst, dport, src, sport)
         entry = self.conns.get(key)
         fresh_syn = pkt.flags & SYN and not pkt.flags & ACK
+        key_index = pkt.index
         if entry is not None and fresh_syn:
             conn = entry[0]
             # a new SYN on a closed 4-tuple (or with another ISN) starts a new connection
             if conn.closed or (conn.c2s.next_seq is not None and conn.c2s.delivered
                                and _rel(pkt.seq + 1, conn.c2s.next_seq) != 0):
                 self._close(entry, pkt.ts)
+                key_index = conn.key_index
                 entry = None
         if entry is None:
             a, b = (src, sport), (dst, dport)
@@ -176,7 +183,8 @@ class TcpReassembler:
                 client, server = b, a  # a SYN-ACK, or the server spoke first in the capture
             else:
                 client, server = a, b
-            conn = TcpConnection(len(self.all), client, server, first_ts=pkt.ts, handshake_seen=bool(fresh_syn))
+            conn = TcpConnection(len(self.all), client, server, first_ts=pkt.ts, handshake_seen=bool(fresh_syn),
+                                 first_index=pkt.index, key_index=key_index)
             self.all.append(conn)
             handler = self.on_open(conn)
             entry = (conn, handler, {fc: _sinks(handler, fc) for fc in (True, False)})
@@ -206,8 +214,12 @@ class TcpReassembler:
                 handler.eof(from_client, dirn.fin_ts)
         handler.close(ts)
 
-    def finish(self) -> None:
-        """End of capture: report holes that were never filled, and let handlers flush."""
+    def finish(self, before_close: Callable[[TcpConnection], None] | None = None) -> None:
+        """End of capture: report holes that were never filled, and let handlers flush.
+        The connections are closed in the order their 4-tuples first appeared (`key_index`);
+        `before_close(conn)` is told which one is next."""
         for entry in list(self.conns.values()):
+            if before_close is not None:
+                before_close(entry[0])
             self._close(entry, entry[0].last_ts)
         self.conns.clear()

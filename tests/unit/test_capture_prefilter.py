@@ -76,7 +76,7 @@ def test_bpf_filter_drops_exactly_what_the_python_filter_drops(tmp_path):
     nodes = NodeMap(PIXIT)
     python = [r for r in iter_records(path.read_bytes())
               if list(Scanner(PacketFilter(nodes.endpoints, nodes.addresses)).scan([r]))]
-    libpcap = read_filtered(path, PIXIT)
+    libpcap = list(read_filtered(path, PIXIT))
     assert [f for _, _, f, _ in libpcap] == [f for _, _, f, _ in python]
     assert abs(libpcap[0][0] - python[0][0]) < 1e-6  # nanosecond timestamps kept
 
@@ -108,9 +108,11 @@ def test_dumped_reading_equals_packet_by_packet_reading(tmp_path, monkeypatch):
 
     path, _ = _mixed_capture(tmp_path)
     assert libpcap._libc() is not None  # glibc has open_memstream: the dumped path is the one tested
-    dumped = read_filtered(path, PIXIT)
+    records = read_filtered(path, PIXIT)
+    dumped = list(records)
+    assert list(records) == dumped  # iterable again: each process of a split analysis cuts its own
     monkeypatch.setattr(libpcap, "_LIBC", False)  # no open_memstream, no fmemopen: file by path
-    one_by_one = read_filtered(path, PIXIT)
+    one_by_one = list(read_filtered(path, PIXIT))
     assert dumped == one_by_one and len(dumped) > 10
 
 
@@ -124,9 +126,9 @@ def test_mapped_file_reads_as_the_file_by_path(tmp_path, monkeypatch):
     opened = []
     real_open = libpcap._open
     monkeypatch.setattr(libpcap, "_open", lambda *a: opened.append(a[2]) or real_open(*a))
-    mapped = read_filtered(path, PIXIT)
+    mapped = list(read_filtered(path, PIXIT))
     monkeypatch.setattr(libpcap, "_mapped", lambda _path: contextlib.nullcontext(None))
-    by_path = read_filtered(path, PIXIT)
+    by_path = list(read_filtered(path, PIXIT))
     assert opened[0] is not None and opened[1] is None  # the first read went through the mapping
     assert mapped == by_path and len(mapped) > 10
 
