@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from conformance.match.levels import level_of
-from conformance.model import schema
 from conformance.model.pics import KNOWN_PICS, PicsError, Selection
 from conformance.model.yaml_marks import Mark, MarkedDict, MarkedList, ModelError, Problem, load_file, mark_of
 from conformance.run.templating import (
@@ -361,6 +360,8 @@ def _load_fragment(path: Path) -> Fragment:
         problems = [Problem(file, 1, 1, "empty fragment file")]
     if doc is None:
         return Fragment(path.stem, "", {}, MarkedList(), file, problems)
+    from conformance.model import schema  # when parsing, not with the model (see load_testcase)
+
     problems += schema.validate(doc, "fragment", file)
     if not isinstance(doc, dict):
         return Fragment(path.stem, "", {}, MarkedList(), file, problems)
@@ -444,6 +445,10 @@ def check_testcase(path: str | Path, fragments_dir: str | Path | None = None,
     doc, problems = load_file(path)
     if doc is None:
         return None, problems or [Problem(file, 1, 1, "empty file: a test case is a YAML mapping")]
+    # imported when a file is parsed, not with the model: a process that only unpickles the
+    # catalog the CLI validated (the controller of an -n run) needs no JSON Schema validator
+    from conformance.model import schema
+
     problems += schema.validate(doc, "testcase", file)
     if not isinstance(doc, dict):
         return None, problems

@@ -31,6 +31,7 @@ PRELOAD = (
     "pytest", "_pytest.main", "_pytest.terminal", "_pytest.runner", "_pytest.python", "execnet",
     "xdist.plugin", "xdist.remote", "allure_pytest.plugin", "pygments.lexers.python",
     "conformance.plugin", "conformance.run.engine", "conformance.run.actions", "conformance.run.capture_hook",
+    "conformance.model.profile", "conformance.model.testcase", "conformance.model.schema",
     "conformance.capture.sniff", "conformance.capture.dissect", "conformance.peers", "conformance.report.allure",
     "conformance.drivers.websocket", "conformance.drivers.http", "conformance.drivers.tls",
     "scapy.arch.linux", "scapy.layers.l2",

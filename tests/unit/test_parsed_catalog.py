@@ -87,3 +87,48 @@ def test_an_unreadable_hand_over_means_parsing(catalog, tmp_path):
     bad.write_bytes(b"not a pickle")
     path = catalog / "flow" / "TP_FLOW_REG_001.yaml"
     assert parsed_catalog.take(path, default_fragments_dir(path), str(bad)) is None
+
+
+def test_reading_the_hand_over_imports_no_engine_and_no_validator(catalog, tmp_path):
+    """The controller of an `-n` run reads the hand-over as soon as the first worker's collection
+    is in, while both workers wait for their first test cases: reading it must not import the
+    match engine (and through it the HTTP driver, requests, JOSE) or the JSON Schema validator,
+    which no TestCase needs once parsed (about 0.3 s of imports)."""
+    import subprocess
+    import sys
+
+    _keep(catalog)
+    handover = parsed_catalog.save(tmp_path / "work")
+    path = catalog / "flow" / "TP_FLOW_REG_001.yaml"
+    code = ("import sys\n"
+            "from pathlib import Path\n"
+            "from conformance.run import parsed_catalog\n"
+            f"tc = parsed_catalog.take(Path({str(path)!r}), Path({str(catalog / FRAGMENTS)!r}), {str(handover)!r})\n"
+            "assert tc is not None and tc.id == 'TP_FLOW_REG_001'\n"
+            "print(sorted(m for m in ('conformance.match.engine', 'conformance.match.subjects', 'requests',"
+            " 'jsonschema', 'conformance.model.schema') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_match_package_still_gives_its_names():
+    from conformance import match
+    from conformance.match import (
+        MISSING,
+        MalformedExpectation,
+        MatchContext,
+        SaveError,
+        check,
+        engine,
+        operators,
+        save,
+        subjects,
+    )
+
+    assert (MatchContext, check, save) == (engine.MatchContext, engine.check, engine.save)
+    assert (MISSING, MalformedExpectation, SaveError) == (operators.MISSING, operators.MalformedExpectation,
+                                                           subjects.SaveError)
+    assert sorted(match.__all__) == sorted(match._WHERE)
+    with pytest.raises(AttributeError):
+        match.no_such_name  # noqa: B018
