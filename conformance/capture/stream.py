@@ -38,11 +38,41 @@ def stream_key(pkt: IpPacket) -> tuple:
     return (a, b) if a <= b else (b, a)
 
 
+def keylog_ends(paths: list[Path]) -> dict[Path, tuple[int, bool]]:
+    """Where each key log ends now: (size, whether it ends inside a line), for SessionAnalysis's
+    `read_from`. A key log that does not exist yet is read from its start."""
+    out = {}
+    for path in map(Path, paths):
+        try:
+            with path.open("rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if size:
+                    fh.seek(size - 1)
+                out[path] = (size, bool(size) and fh.read(1) != b"\n")
+        except OSError:
+            continue
+    return out
+
+
 class SessionAnalysis:
-    def __init__(self, pixit: dict, keylog_paths: list[Path]):
+    """`read_from`: where to start reading each key log (keylog_ends, taken before the session's
+    sniffer started). A secret logged before that belongs to a handshake sent before it, which
+    the capture does not have, so it could decrypt nothing here. Read from their start, the
+    reference network's key logs (which grow with every run in its state directory) were 32 MB
+    after some weeks of runs: every session parsed them all, and kept every secret in memory, in
+    each -n worker too (found as several seconds of CPU per catalog run). A line being written
+    when the size was taken is skipped whole (its secret is as old)."""
+
+    def __init__(self, pixit: dict, keylog_paths: list[Path], read_from: dict[Path, tuple[int, bool]] | None = None):
         self.keylog = KeyLog([])
         self.paths = [Path(p) for p in keylog_paths]
         self._offsets = {p: 0 for p in self.paths}
+        self._mid_line: set[Path] = set()  # the next read starts inside a line: skip to its end
+        for path, (size, mid_line) in (read_from or {}).items():
+            if path in self._offsets:
+                self._offsets[path] = size
+                if mid_line:
+                    self._mid_line.add(path)
         self._unreadable: dict[Path, str] = {}
         self.d = Dissector(pixit, self.keylog)
         self.d.plaintext = PlaintextRecorder()  # the decrypted traffic, for the report's plaintext pcapng
@@ -87,6 +117,13 @@ class SessionAnalysis:
                 self._unreadable[path] = f"key log {path}: {exc.strerror or exc}"
                 continue
             self._unreadable.pop(path, None)
+            if path in self._mid_line:
+                cut = data.find(b"\n") + 1
+                if not cut:  # the line begun before the session is not finished yet
+                    continue
+                self._offsets[path] += cut
+                data = data[cut:]
+                self._mid_line.discard(path)
             end = data.rfind(b"\n") + 1
             if end:
                 self.keylog.add_text(data[:end].decode("ascii", "replace"))

@@ -115,18 +115,21 @@ class CaptureFactory:
         """Start the session's sniffer (idempotent). The plugin calls it at session start, before
         any test case, so connections a SUT keeps open from the first case on are decryptable."""
         from conformance.capture import CaptureSession
-        from conformance.capture.stream import SessionAnalysis
+        from conformance.capture.stream import SessionAnalysis, keylog_ends
 
         if self.session is None:
             workdir = self.workdir / "captures"
             workdir.mkdir(parents=True, exist_ok=True)
-            self.session = CaptureSession(self.profile.pixit, self._keylogs(harness_keylog), self.interfaces,
+            keylogs = self._keylogs(harness_keylog)
+            # before the sniffer starts: secrets logged earlier are of handshakes it cannot see
+            read_from = keylog_ends(keylogs)
+            self.session = CaptureSession(self.profile.pixit, keylogs, self.interfaces,
                                           0, sniffer_factory=self.sniffer_factory, workdir=workdir,
                                           barrier=True)
             self.session.redactor = self.profile.redactor
             self.session.start()
             self._scanned = 0  # records of the session already fed to the streaming analysis
-            self._analysis = SessionAnalysis(self.profile.pixit, self._keylogs(harness_keylog))
+            self._analysis = SessionAnalysis(self.profile.pixit, keylogs, read_from)
             self._feeder = Feeder(self._feed_some)
 
     def _feed_some(self) -> int:

@@ -167,3 +167,47 @@ def test_while_the_case_runs_key_logs_are_read_only_for_a_connection_waiting_for
     reference = _at_once(tmp_path, records, keys)
     assert _items(result) == _items(reference)
     assert _coverage(result) == _coverage(reference)
+
+
+def test_key_log_lines_from_before_the_session_are_never_read(tmp_path):
+    """The session starts reading each key log where it ended when the sniffer started: old
+    secrets (a log the SUT appends to across runs) are neither parsed nor kept, and the
+    connections of the session decrypt as before."""
+    from conformance.capture.stream import keylog_ends
+
+    records, keys = _registration(tmp_path)
+    log = tmp_path / "sut.keylog"
+    old = "".join(f"CLIENT_RANDOM {i:064x} {'ab' * 48}\n" for i in range(2000))
+    log.write_text(old)
+    a = SessionAnalysis(PIXIT, [log], keylog_ends([log]))
+    with log.open("a") as fh:  # the session's handshakes log their secrets after the mark
+        fh.write(keys)
+    a.feed(records, final=True)
+    result = a.window(records[0][0] - 1, records[-1][0] + 1)
+    assert not any(int(cr.hex(), 16) < 2000 for cr in a.keylog.secrets)  # none of the old lines
+    assert len(a.keylog.secrets) == len({line.split()[1] for line in keys.splitlines()
+                                         if len(line.split()) == 3 and not line.startswith("#")})
+    reference = _at_once(tmp_path, records, keys)
+    assert _items(result) == _items(reference) and _coverage(result) == _coverage(reference)
+    assert any(i.decrypted for i in result.timeline.items)
+
+
+def test_a_key_log_line_being_written_at_the_mark_is_skipped_whole(tmp_path):
+    from conformance.capture.stream import keylog_ends
+
+    records, keys = _registration(tmp_path)
+    log = tmp_path / "sut.keylog"
+    half_line = "CLIENT_"  # its writer is half-way through: what follows would parse on its own
+    log.write_text(f"CLIENT_RANDOM {'22' * 32} {'cd' * 48}\n" + half_line)
+    marks = keylog_ends([log, tmp_path / "not-yet.keylog"])
+    assert marks == {log: (log.stat().st_size, True)}  # a log not there yet is read from its start
+    a = SessionAnalysis(PIXIT, [log], marks)
+    a.feed(records[:3], final=False)
+    a._read_keys()
+    assert a.keylog.secrets == {}  # the line is not finished: nothing read, nothing misread
+    with log.open("a") as fh:
+        fh.write(f"RANDOM {'11' * 32} {'ab' * 48}\n" + keys)
+    a.feed(records[3:], final=True)
+    result = a.window(records[0][0] - 1, records[-1][0] + 1)
+    assert bytes.fromhex("11" * 32) not in a.keylog.secrets and bytes.fromhex("22" * 32) not in a.keylog.secrets
+    assert _items(result) == _items(_at_once(tmp_path, records, keys))
