@@ -164,11 +164,15 @@ class Identities:
         db = self._conn()
         if db is None:
             return None
-        try:
-            row = db.execute("SELECT u.web_id, u.impi, u.impus FROM users u, json_each(u.impus) j "
-                             "WHERE j.value = ? LIMIT 1", (impu,)).fetchone()
-        except sqlite3.OperationalError:
-            return None
+        try:  # the index the identity store keeps (refnet/store.py); the first user made wins
+            row = db.execute("SELECT u.web_id, u.impi, u.impus FROM user_impus i JOIN users u ON u.web_id = i.web_id "
+                             "WHERE i.impu = ? ORDER BY u.rowid LIMIT 1", (impu,)).fetchone()
+        except sqlite3.OperationalError:  # a store the AS has not brought up to date yet
+            try:
+                row = db.execute("SELECT u.web_id, u.impi, u.impus FROM users u, json_each(u.impus) j "
+                                 "WHERE j.value = ? LIMIT 1", (impu,)).fetchone()
+            except sqlite3.OperationalError:  # schema not created yet
+                return None
         if row is None:
             return None
         return {"web_id": row[0], "impi": row[1], "impus": json.loads(row[2])}
