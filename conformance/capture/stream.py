@@ -107,7 +107,13 @@ class SessionAnalysis:
         """The complete lines appended to each key log since the last read."""
         for path in self.paths:
             try:
-                if os.stat(path).st_size <= self._offsets[path]:  # nothing new: no open, read, close
+                size = os.stat(path).st_size
+                if size < self._offsets[path]:
+                    # shorter than what was read: the endpoint started a new log (opened it for
+                    # writing, not appending, on a restart); all of it is new
+                    self._offsets[path] = 0
+                    self._mid_line.discard(path)
+                if size <= self._offsets[path]:  # nothing new: no open, read, close
                     self._unreadable.pop(path, None)
                     continue
                 with path.open("rb") as fh:

@@ -211,3 +211,19 @@ def test_a_key_log_line_being_written_at_the_mark_is_skipped_whole(tmp_path):
     result = a.window(records[0][0] - 1, records[-1][0] + 1)
     assert bytes.fromhex("11" * 32) not in a.keylog.secrets and bytes.fromhex("22" * 32) not in a.keylog.secrets
     assert _items(result) == _items(_at_once(tmp_path, records, keys))
+
+
+def test_a_key_log_started_anew_is_read_from_its_start(tmp_path):
+    """An endpoint that restarts and opens its key log for writing (not appending) starts it
+    anew: shorter than what was read, every line of it is new."""
+    from conformance.capture.stream import keylog_ends
+
+    records, keys = _registration(tmp_path)
+    log = tmp_path / "sut.keylog"
+    log.write_text("".join(f"CLIENT_RANDOM {i:064x} {'ab' * 48}\n" for i in range(500)))
+    a = SessionAnalysis(PIXIT, [log], keylog_ends([log]))
+    log.write_text(keys)  # truncated and rewritten: far shorter than the mark
+    a.feed(records, final=True)
+    result = a.window(records[0][0] - 1, records[-1][0] + 1)
+    assert _items(result) == _items(_at_once(tmp_path, records, keys))
+    assert any(i.decrypted for i in result.timeline.items)
