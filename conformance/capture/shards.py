@@ -39,6 +39,7 @@ from operator import attrgetter, itemgetter
 from conformance.capture.dissect import Dissector
 from conformance.capture.packets import IpPacket
 from conformance.capture.reassembly import TcpConnection
+from conformance.capture.stream import stream_key
 from conformance.capture.timeline import LegCoverage, Timeline
 from conformance.capture.tls import KeyLog, TlsConnection
 
@@ -47,9 +48,6 @@ from conformance.capture.tls import KeyLog, TlsConnection
 MIN_PACKETS = 2000
 # After the last packet: outputs of the end of the capture come after every packet's.
 _AT_END = 1 << 62
-# A forked shard pickles its result when done (about 3 us a packet of this benchmark capture) and
-# this process unpickles it: the shards of the other processes are kept this much lighter.
-CHILD_HANDICAP = 0.03
 # A shard's process does what this one does with its own shard; if it has not answered this long
 # after this one finished its own (or it died), its shard is dissected here.
 MIN_WAIT_S = 30.0
@@ -72,19 +70,12 @@ def processes_for(requested: int | None) -> int:
 
 def split(packets: list[IpPacket], shards: int) -> list[list[int]]:
     """Positions in `packets` per shard, in capture order, all of a flow (both directions of a
-    4-tuple, as the reassembler keys its connections) in one shard: the largest flows first, each
-    to the shard with the least load so far (the first, this process's, starts lighter)."""
+    4-tuple: stream.stream_key) in one shard: the largest flows first, each to the shard with the
+    fewest packets so far."""
     flows: dict[tuple, list[int]] = {}
     for pos, p in enumerate(packets):
-        src, sport, dst, dport = p.src, p.sport, p.dst, p.dport
-        key = (src, sport, dst, dport, p.proto) if src < dst or (src == dst and sport <= dport) \
-            else (dst, dport, src, sport, p.proto)
-        flow = flows.get(key)
-        if flow is None:
-            flows[key] = [pos]
-        else:
-            flow.append(pos)
-    load = [0.0] + [CHILD_HANDICAP * len(packets)] * (shards - 1)
+        flows.setdefault(stream_key(p), []).append(pos)
+    load = [0] * shards
     parts: list[list[int]] = [[] for _ in range(shards)]
     for flow in sorted(flows.values(), key=len, reverse=True):  # stable: ties in capture order
         s = load.index(min(load))

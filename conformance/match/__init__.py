@@ -12,7 +12,7 @@ from importlib import import_module
 _WHERE = {"MatchContext": "engine", "check": "engine", "save": "engine", "MISSING": "operators",
           "MalformedExpectation": "operators", "SaveError": "subjects"}
 
-__all__ = ["MatchContext", "check", "save", "MISSING", "MalformedExpectation", "SaveError"]
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str):

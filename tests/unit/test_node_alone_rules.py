@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import random
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +17,7 @@ from conformance.model.testcase import load_testcase
 from conformance.peers.base import Users
 from conformance.peers.cscf import EmulatedCscf
 from conformance.peers.script import Board
+from tests.unit.free_ports import free_tcp_and_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = load_profile(ROOT / "profiles" / "reference.yaml")
@@ -79,30 +79,8 @@ def _free_udp() -> int:
         return s.getsockname()[1]
 
 
-def _free_tcp_and_udp() -> int:
-    """A port free for both TCP and UDP (the emulated P-CSCF listens on both), below the kernel's
-    ephemeral range: a port bind(0) hands out there can be taken by any outgoing TCP connection of
-    a test running beside this one before the node binds it (seen once in `make test`:
-    EADDRINUSE on the P-CSCF's TCP listener)."""
-    try:
-        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    for _ in range(200):
-        port = random.randrange(20000, max(20001, low))
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                t.bind(("127.0.0.1", port))
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no port free for both TCP and UDP")
-
-
 def test_the_emulated_pcscf_forwards_to_a_supplied_scscf_and_relays_the_answer():
-    scscf_port, pcscf_port = _free_udp(), _free_tcp_and_udp()
+    scscf_port, pcscf_port = _free_udp(), free_tcp_and_udp_port()
     pixit = {"home_domain": "ims.example.net", "visited_network_id": "visited.example.net",
              "nodes": {"scscf": {"address": "127.0.0.1", "port": scscf_port}}}
     peers = SimpleNamespace(users=Users({}), board=Board(),

@@ -5,7 +5,6 @@ the token verified by introspection at the emulated AS (free ports on 127.0.0.1)
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from conformance.peers import pki
 from conformance.peers.base import PeerSet
 from conformance.peers.thirdparty import pkce_pair, with_bearer
 from conformance.peers.wsf import bearer_token, forwarded_register
+from tests.unit.free_ports import free_tcp_and_udp_port
 
 REPO = Path(__file__).resolve().parents[2]
 UE_REGISTER = (
@@ -73,12 +73,6 @@ def test_pkce_pair_is_s256():
     assert challenge == base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def peers(tmp_path):
     """AS, WSF, P-CSCF and S-CSCF played on free ports of 127.0.0.1 (no fixed address is bound)."""
@@ -86,7 +80,7 @@ def peers(tmp_path):
     doc.pop("peers"), doc.pop("reference_network")
     nodes = doc["pixit"]["nodes"]
     for spec in nodes.values():
-        spec.update(address="127.0.0.1", port=_free_port(), supplied=False)
+        spec.update(address="127.0.0.1", port=free_tcp_and_udp_port(), supplied=False)
     as_url = f"https://127.0.0.1:{nodes['as']['port']}"
     nodes["as"].update(base_url=as_url, issuer=as_url, jwks_uri=f"{as_url}/jwks")
     nodes["wsf"]["url"] = f"wss://127.0.0.1:{nodes['wsf']['port']}/sip"
