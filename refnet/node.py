@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["zygote"]:  # the fork server of one network's nodes (refnet/zygote.py)
         zp = argparse.ArgumentParser(prog="python -m refnet.node zygote")
-        zp.add_argument("--state-dir", required=True)
+        zp.add_argument("--state-dir", required=True, action="append", help="a network it forks nodes for (repeated)")
         from .zygote import serve as serve_forks
 
         return serve_forks(zp.parse_args(args[1:]).state_dir)

@@ -55,9 +55,10 @@ def network_config(profile):
     return cfg
 
 
-def ensure_up(profile):
+def ensure_up(profile, zygote=None):
     """Start the reference network unless the profile does not ask for it or it already listens.
-    Returns the started network (to stop at the end) or None."""
+    Returns the started network (to stop at the end) or None. `zygote`: a fork server shared with
+    other networks (refnet.launcher.shared_zygote), else the network makes its own."""
     ref = profile.reference_network or {}
     if not ref.get("launch"):
         return None
@@ -74,7 +75,17 @@ def ensure_up(profile):
     from refnet import launcher
 
     # forked from a zygote: the nodes import their libraries once, not five times (issue 15)
-    return launcher.start(cfg, nodes=supplied, fork_server=True)
+    return launcher.start(cfg, nodes=supplied, fork_server=True, zygote=zygote)
+
+
+def shared_zygote(profiles, log_path: Path):
+    """One fork server for the reference networks of `profiles` (a parallel run's workers'),
+    started now: the node modules are imported once for all of them instead of once per network
+    (refnet.launcher.shared_zygote). Pass it to `ensure_up` for each; `close` it once every
+    network is stopped."""
+    from refnet import launcher
+
+    return launcher.shared_zygote([network_config(p).state_dir for p in profiles], log_path)
 
 
 def check_running(cfg, where: str) -> None:

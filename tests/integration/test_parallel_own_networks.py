@@ -55,6 +55,13 @@ def test_two_workers_each_run_against_the_network_the_controller_started_for_it(
     # the controller started both workers' networks and said so to each
     for index in (0, 1):
         assert json.loads((work / "worker-networks" / f"gw{index}.json").read_text()) == {"ok": True}
+    # both networks' nodes were forked from one fork server (refnet.launcher.shared_zygote),
+    # which said nothing went wrong
+    assert (work / "worker-networks" / "zygote.log").read_text() == ""
+    # each worker handed the controller the waits it sorted by, under this run's one token
+    handed = [json.loads((work / "stated-waits" / f"gw{index}.json").read_text()) for index in (0, 1)]
+    assert handed[0]["run"] == handed[1]["run"] and handed[0]["waits"] == handed[1]["waits"]
+    assert {nodeid.rsplit("::", 1)[-1] for nodeid in handed[0]["waits"]} >= set(WAITING)
     # one worker started with the two waiting cases, the other with cases that do not wait
     orders = sorted((list(results) for results in per_worker.values()), key=lambda ids: ids[0] not in WAITING)
     assert sorted(orders[0][:2]) == sorted(WAITING), per_worker

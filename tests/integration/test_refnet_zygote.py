@@ -71,3 +71,33 @@ def test_a_forked_node_that_cannot_start_is_reported_with_its_log(tmp_path):
             start(cfg, ("as",), timeout=10, fork_server=True)
     assert "exited" in str(err.value) and "address" in str(err.value).lower()
     assert node_processes(str(cfg.state)) == []
+
+
+def test_networks_sharing_one_zygote_serve_and_stop_apart(tmp_path):
+    from refnet.launcher import shared_zygote
+
+    cfgs = [NetworkConfig(str(tmp_path / name), endpoints=free_endpoints(prefer_defaults=False), options=Options())
+            for name in ("a", "b")]
+    zygote = shared_zygote([c.state for c in cfgs], tmp_path / "zygote.log")
+    nets = []
+    try:
+        nets = [start(c, ("as",), zygote=zygote) for c in cfgs]
+        for cfg, net in zip(cfgs, nets):
+            assert net._zygote is zygote and _metadata(net) == 200
+            pid = net.procs["as"].pid
+            assert int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]) == zygote.proc.pid
+            assert pid in node_processes(str(cfg.state))  # found by its own state directory
+        nets[0].stop_all()  # one network stops (its worker finished): the other runs on
+        assert zygote.proc.poll() is None and _metadata(nets[1]) == 200
+        with pytest.raises(NodeFailed, match="not served"):
+            zygote.spawn("as", tmp_path / "c", tmp_path / "c.log", 5)
+        nets[1].restart("as")  # forked again from the shared zygote
+        assert _metadata(nets[1]) == 200
+    finally:
+        for net in nets:
+            net.stop_all()
+        zygote.close()
+    deadline = time.monotonic() + 5
+    while any(node_processes(str(c.state)) for c in cfgs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [node_processes(str(c.state)) for c in cfgs] == [[], []]
