@@ -8,7 +8,6 @@ with an `INCONCLUSIVE:` / `NOT APPLICABLE:` reason. Known deviations of the prof
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -600,8 +599,10 @@ def pytest_sessionfinish(session, exitstatus):
     workdir.mkdir(parents=True, exist_ok=True)
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
     out = workdir / f"verdicts-{worker}.json"
-    doc = profile.redactor.obj({"profile": str(profile.path), "pics": profile.pics, "results": results})
-    out.write_text(json.dumps(doc, indent=2))
+    from conformance.run.verdict_files import dumps
+
+    text = dumps(profile.redactor.obj({"profile": str(profile.path), "pics": profile.pics, "results": results}))
+    out.write_text(text)
     alluredir = getattr(config.option, "allure_report_dir", None)
     if alluredir:
         from conformance.report.allure import write_environment
@@ -611,5 +612,5 @@ def pytest_sessionfinish(session, exitstatus):
         # conformance statement of this run from them, whatever workdir is used later
         beside = Path(alluredir) / RESULTS_SUBDIR
         beside.mkdir(parents=True, exist_ok=True)
-        (beside / out.name).write_text(json.dumps(doc, indent=2))
+        (beside / out.name).write_text(text)
         write_environment(Path(alluredir), profile, profile.redactor)
