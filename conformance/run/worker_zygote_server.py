@@ -265,4 +265,9 @@ def _kill(pid: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(int(sys.argv[1])))
+    code = serve(int(sys.argv[1]))
+    # every worker has ended: skip the interpreter's teardown of a worker's worth of modules
+    # (about 30 ms measured, which the CLI waits for at the end of the run)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
