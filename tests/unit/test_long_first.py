@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from conformance.model.profile import load_profile
 from conformance.model.testcase import load_testcase
 from conformance.run.long_first import longest_first, make_scheduler, stated_wait_ms
+from tests.unit.xdist_fakes import FakeWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 PIXIT = load_profile(ROOT / "profiles" / "reference.yaml").pixit
@@ -71,26 +72,13 @@ def test_a_short_stated_wait_is_dealt_with_the_work():
     assert waiting_head(["a", "b", "c", "d", "e"], waits.get) == {0, 1}
 
 
-class _Node:
-    def __init__(self, name):
-        self.gateway = SimpleNamespace(id=name)
-        self.shutting_down = False
-        self.sent: list[int] = []
-
-    def send_runtest_some(self, indices):
-        self.sent.extend(indices)
-
-    def shutdown(self):
-        self.shutting_down = True
-
-
 def _scheduler(waits: dict[str, float], nodes=("gw0", "gw1")):
     reports = []
     config = SimpleNamespace(getvalue=lambda name: ["popen"] * len(nodes) if name == "tx" else None,
                              getoption=lambda name: None,
                              hook=SimpleNamespace(pytest_collectreport=lambda report: reports.append(report)))
     sched = make_scheduler(config, None, lambda nodeid: waits.get(nodeid, 0.0))
-    workers = [_Node(n) for n in nodes]
+    workers = [FakeWorker(n) for n in nodes]
     for w in workers:
         sched.add_node(w)
     return sched, workers, reports

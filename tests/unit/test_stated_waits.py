@@ -12,6 +12,7 @@ import pytest
 
 from conformance import plugin
 from conformance.run import stated_waits
+from tests.unit.xdist_fakes import FakeWorker
 
 WAITS = {"a.yaml::A": 15000.0, "b.yaml::B": 3500.0, "c.yaml::C": 0.0}
 
@@ -70,21 +71,6 @@ class _Config:
         return {"dist": "load", "tx": ["popen", "popen"]}.get(name)
 
 
-class _Node:
-    def __init__(self, name, config):
-        self.gateway = SimpleNamespace(id=name)
-        self.config = config
-        self.workerinput = {"workerid": name}
-        self.shutting_down = False
-        self.sent: list[int] = []
-
-    def send_runtest_some(self, indices):
-        self.sent.extend(indices)
-
-    def shutdown(self):
-        self.shutting_down = True
-
-
 COLLECTION = ["a.yaml::A", "b.yaml::B", "w1.yaml::W1", "w2.yaml::W2", "w3.yaml::W3", "w4.yaml::W4"]
 
 
@@ -97,7 +83,7 @@ def _controller(tmp_path, monkeypatch, computed):
     stale = tmp_path / stated_waits.FOLDER / "gw9.json"
     stale.parent.mkdir()
     stale.write_text(json.dumps({"run": "earlier", "waits": {"w4.yaml::W4": 99999}}))
-    nodes = [_Node(n, config) for n in ("gw0", "gw1")]
+    nodes = [FakeWorker(n, config) for n in ("gw0", "gw1")]
     for node in nodes:
         plugin.pytest_configure_node(node)
     assert not stale.exists()  # an earlier run's file is gone before any worker starts
