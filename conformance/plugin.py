@@ -17,7 +17,7 @@ from conformance.verdicts import Verdict
 
 _PROFILE_KEY = pytest.StashKey[object]()
 _RESULTS_KEY = pytest.StashKey[list]()
-_WAITS_TOKEN_KEY = pytest.StashKey[str]()  # the controller's token for the workers' stated waits
+_HANDED_WAITS_KEY = pytest.StashKey[object]()  # the controller's stated_waits.ControllerSide
 
 
 def pytest_addoption(parser):
@@ -335,10 +335,7 @@ def pytest_collection_modifyitems(config, items):
         profile = _profile(config)
         waits = {item.nodeid: _case_wait(item.tc, profile) for item in items}
         items[:] = longest_first(items, lambda item: waits[item.nodeid])
-        handover = config.workerinput.get(stated_waits.WORKERINPUT_KEY)
-        if isinstance(handover, dict):  # for the controller's scheduler, before this worker tells it its collection
-            stated_waits.write(Path(handover["dir"]), str(config.workerinput.get("workerid", "gw")),
-                               handover["token"], waits)
+        stated_waits.hand_over(config.workerinput, waits)  # before this worker tells the controller its collection
     if not nodes and not offline:
         return
 
@@ -500,45 +497,43 @@ def pytest_configure_node(node):
     index = worker_network.worker_index(node)
     if networks is not None and index is not None and index < networks.count:
         node.workerinput[worker_network_start.WORKERINPUT_KEY] = str(networks.workdir)
-    if node.config.getoption("--profile") and node.config.getvalue("dist") == "load":
+    if _long_first(node.config):
         from conformance.run.stated_waits import WORKERINPUT_KEY
 
-        node.workerinput[WORKERINPUT_KEY] = {"token": _waits_token(node.config),
-                                             "dir": str(Path(node.config.getoption("--ims-workdir")).resolve())}
+        node.workerinput[WORKERINPUT_KEY] = _handed_waits(node.config).workerinput()
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # an xdist hook: the controller's scheduler (before xdist's own)
 def pytest_xdist_make_scheduler(config, log):
     """A catalog run with the default --dist load: the cases that wait go first, spread over the
     workers (conformance.run.long_first); any other run, or another --dist, is xdist's."""
-    if config.getoption("--profile") and not config.getoption("--ims-analyze") and config.getvalue("dist") == "load":
-        from conformance.run import stated_waits
+    if _long_first(config):
         from conformance.run.long_first import make_scheduler
 
-        # the workers hand over the waits they sorted by (conformance.run.stated_waits)
-        token, workdir = _waits_token(config), Path(config.getoption("--ims-workdir")).resolve()
-        handed: list = []
+        handed = _handed_waits(config)  # the waits the workers sorted by (conformance.run.stated_waits)
 
         def wait_of(nodeid: str) -> float:
-            if not handed:
-                handed.append(stated_waits.read(workdir, token))
-            if handed[0] is not None:
-                return handed[0].get(nodeid, 0.0)
-            return _stated_wait_of(config, nodeid)
+            waits = handed.waits()
+            return waits.get(nodeid, 0.0) if waits is not None else _stated_wait_of(config, nodeid)
 
         return make_scheduler(config, log, wait_of)
     return None
 
 
-def _waits_token(config) -> str:
-    """This run's token for the workers' stated waits, made (and the files of an earlier run
-    removed) the first time it is asked for: before any worker has received its input."""
-    if _WAITS_TOKEN_KEY not in config.stash:
-        from conformance.run import stated_waits
+def _long_first(config) -> bool:
+    """The controller of a catalog run with the default --dist load deals the cases itself."""
+    return bool(config.getoption("--profile")) and not config.getoption("--ims-analyze") \
+        and config.getvalue("dist") == "load"
 
-        stated_waits.clear(Path(config.getoption("--ims-workdir")))
-        config.stash[_WAITS_TOKEN_KEY] = stated_waits.new_token()
-    return config.stash[_WAITS_TOKEN_KEY]
+
+def _handed_waits(config):
+    """The controller's end of the workers' stated waits, made the first time it is asked for:
+    when the first worker is configured, before any worker has received its input."""
+    if _HANDED_WAITS_KEY not in config.stash:
+        from conformance.run.stated_waits import ControllerSide
+
+        config.stash[_HANDED_WAITS_KEY] = ControllerSide(Path(config.getoption("--ims-workdir")))
+    return config.stash[_HANDED_WAITS_KEY]
 
 
 def _stated_wait_of(config, nodeid: str) -> float:

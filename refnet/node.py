@@ -48,12 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         zp.add_argument("--state-dir", required=True, action="append", help="a network it forks nodes for (repeated)")
         from .zygote import serve as serve_forks
 
-        code = serve_forks(zp.parse_args(args[1:]).state_dir)
-        # nothing of the zygote outlives it: skip the interpreter's teardown of every node module
-        # (16-32 ms measured, which the launcher waits for when a network stops)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        serve_forks(zp.parse_args(args[1:]).state_dir)  # ends the process
     parser = argparse.ArgumentParser(prog="python -m refnet.node", description=__doc__.splitlines()[0])
     parser.add_argument("node", choices=NODES)
     parser.add_argument("--state-dir", required=True)

@@ -28,8 +28,34 @@ WORKERINPUT_KEY = "ims_stated_waits_run"  # the controller's token, in each work
 MAX_BYTES = 1 << 20  # a catalog's waits are a few hundred bytes; a bigger file is not read
 
 
-def new_token() -> str:
-    return secrets.token_hex(8)
+class ControllerSide:
+    """The controller's end for one run: its token (made, and an earlier run's files removed,
+    before any worker receives its input), what each worker is handed, and the waits the workers
+    wrote (read once, when the scheduler first asks)."""
+
+    def __init__(self, workdir: Path):
+        self.dir = Path(workdir).resolve()
+        clear(self.dir)
+        self.token = secrets.token_hex(8)
+        self._waits: dict[str, float] | None = None
+        self._read = False
+
+    def workerinput(self) -> dict[str, str]:
+        return {"token": self.token, "dir": str(self.dir)}
+
+    def waits(self) -> dict[str, float] | None:
+        if not self._read:
+            self._waits, self._read = read(self.dir, self.token), True
+        return self._waits
+
+
+def hand_over(workerinput: dict, waits: dict[str, float]) -> bool:
+    """In a worker: write `waits` where and under the token its input names (nothing when the
+    controller asked for none)."""
+    handover = workerinput.get(WORKERINPUT_KEY)
+    if not isinstance(handover, dict):
+        return False
+    return write(Path(handover["dir"]), str(workerinput.get("workerid", "gw")), handover["token"], waits)
 
 
 def _file(workdir: Path, worker: str) -> Path:

@@ -60,13 +60,14 @@ class ControllerNetworks:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("gw*.json"):
             old.unlink(missing_ok=True)
-        self.zygote = self._shared_zygote(folder)
-        for index in range(self.count):
-            t = threading.Thread(target=self._start_one, args=(index,), name=f"refnet-gw{index}", daemon=True)
+        profiles = [worker_network.for_worker(self.profile, i) for i in range(self.count)]
+        self.zygote = self._shared_zygote(profiles, folder)
+        for index, profile in enumerate(profiles):
+            t = threading.Thread(target=self._start_one, args=(index, profile), name=f"refnet-gw{index}", daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _shared_zygote(self, folder: Path):
+    def _shared_zygote(self, profiles: list, folder: Path):
         """One fork server for every worker's network, started before any of them: the node
         modules are imported once instead of once per network, while the state directories are
         prepared (0.45 s of CPU a network, on the cores that start the workers). None if it cannot
@@ -76,16 +77,16 @@ class ControllerNetworks:
         if self.count < 2:
             return None
         try:
-            return reference.shared_zygote([worker_network.for_worker(self.profile, i) for i in range(self.count)],
-                                           folder / "zygote.log")
+            return reference.shared_zygote(profiles, folder / "zygote.log")
         except (OSError, ValueError, KeyError):
             return None
 
-    def _start_one(self, index: int) -> None:
+    def _start_one(self, index: int, profile) -> None:
+        """Start worker gw`index`'s network (`profile`: the run's profile at its addresses)."""
         from conformance.run import reference
 
         try:
-            network = reference.ensure_up(worker_network.for_worker(self.profile, index), zygote=self.zygote)
+            network = reference.ensure_up(profile, zygote=self.zygote)
             with self._lock:
                 if network is not None:
                     self.networks[index] = network

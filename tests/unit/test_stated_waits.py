@@ -50,6 +50,11 @@ def test_a_file_too_big_or_not_json_is_not_taken(tmp_path):
     assert stated_waits.read(tmp_path, "t") is None
 
 
+def test_a_worker_asked_for_nothing_writes_nothing(tmp_path):
+    assert stated_waits.hand_over({"workerid": "gw0"}, WAITS) is False
+    assert not (tmp_path / stated_waits.FOLDER).exists()
+
+
 def test_a_worker_that_cannot_write_says_so(tmp_path):
     (tmp_path / stated_waits.FOLDER).write_text("a file where the folder should be")
     assert stated_waits.write(tmp_path, "gw0", "t", WAITS) is False
@@ -97,7 +102,8 @@ def test_the_controller_takes_the_waits_a_worker_handed_over(tmp_path, monkeypat
     sched, (waiter, other), asked = _controller(tmp_path, monkeypatch, computed={})
     handover = other.workerinput[stated_waits.WORKERINPUT_KEY]
     assert handover == waiter.workerinput[stated_waits.WORKERINPUT_KEY]  # one token per run
-    assert stated_waits.write(Path(handover["dir"]), "gw1", handover["token"], WAITS)
+    assert handover["dir"] == str(tmp_path.resolve())
+    assert stated_waits.hand_over(other.workerinput, WAITS)  # as worker gw1 does, sorting its collection
     sched.add_node_collection(other, COLLECTION)
     sched.schedule()
     sched.add_node_collection(waiter, COLLECTION)
